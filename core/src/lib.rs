@@ -1,0 +1,7 @@
+//! Sans-IO protocol core of mgw.
+//!
+//! Nothing in this crate touches a socket or a clock: parsers take bytes, state machines take an
+//! explicit `now` and return what should be sent. The `engine` crate owns the I/O.
+
+pub mod sip;
+pub mod transaction;
