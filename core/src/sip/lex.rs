@@ -1,0 +1,159 @@
+//! Lexical rules shared by the header grammars (RFC 3261 section 25.1).
+//!
+//! Header values are slices of the received datagram, so a folded value still contains its CRLF;
+//! every rule here therefore treats CR and LF as linear white space.
+
+/// `token` characters (RFC 3261 section 25.1).
+pub const fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Linear white space, including the CRLF of a folded line.
+pub const fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+pub fn trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+}
+
+pub fn is_token_str(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token)
+}
+
+/// Length of the quoted string at the start of `s` (which must start with `"`), quotes included.
+/// `None` if it is not terminated.
+pub fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Splits `s` at every `sep` that is outside a quoted string and outside `<...>`.
+///
+/// Yields each piece trimmed of LWS; an unterminated quote or angle bracket yields the rest as
+/// one piece, which the element grammar then rejects.
+pub fn split_outside(s: &str, sep: u8) -> SplitOutside<'_> {
+    SplitOutside { rest: Some(s), sep }
+}
+
+#[derive(Clone)]
+pub struct SplitOutside<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Iterator for SplitOutside<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut in_angle = false;
+        while i < b.len() {
+            match b[i] {
+                b'"' => match quoted_len(&b[i..]) {
+                    Some(n) => i += n,
+                    None => break,
+                },
+                b'<' => {
+                    in_angle = true;
+                    i += 1;
+                }
+                b'>' => {
+                    in_angle = false;
+                    i += 1;
+                }
+                c if c == self.sep && !in_angle => {
+                    self.rest = Some(&s[i + 1..]);
+                    return Some(trim(&s[..i]));
+                }
+                _ => i += 1,
+            }
+        }
+        self.rest = None;
+        Some(trim(s))
+    }
+}
+
+pub fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Checks that every `%` in `s` starts a two-digit hex escape.
+pub fn escapes_valid(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            if i + 2 >= s.len() {
+                return false;
+            }
+            if hex_val(s[i + 1]).is_none() || hex_val(s[i + 2]).is_none() {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Parses a run of ASCII digits as u32; `None` on empty, non-digit or overflow.
+pub fn parse_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.bytes()
+        .try_fold(0u32, |acc, d| acc.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+}
+
+/// delta-seconds: values above 2^32-1 are taken as 2^32-1 (RFC 3261 section 20.19 / 20.10).
+pub fn parse_delta_seconds(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(parse_u32(s).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_quotes_and_brackets() {
+        let v: Vec<_> = split_outside(r#""a,b" <sip:x;p=1,2>, <sip:y> ,z"#, b',').collect();
+        assert_eq!(v, [r#""a,b" <sip:x;p=1,2>"#, "<sip:y>", "z"]);
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(escapes_valid(b"null-%00-null"));
+        assert!(!escapes_valid(b"%Z4"));
+        assert!(!escapes_valid(b"ab%4"));
+        assert!(!escapes_valid(b"ab%"));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32("0068"), Some(68));
+        assert_eq!(parse_u32("36893488147419103232"), None);
+        assert_eq!(parse_delta_seconds("99999999999999"), Some(u32::MAX));
+        assert_eq!(parse_delta_seconds("-1"), None);
+    }
+}

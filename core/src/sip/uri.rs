@@ -1,0 +1,379 @@
+//! SIP, SIPS and tel URIs (RFC 3261 section 19.1, RFC 3966), borrowed from the message.
+
+use std::net::IpAddr;
+
+use super::lex;
+use super::params::Params;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme<'a> {
+    Sip,
+    Sips,
+    Tel,
+    /// Any other absoluteURI scheme; its content is kept opaque.
+    Other(&'a str),
+}
+
+impl<'a> Scheme<'a> {
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+            Scheme::Tel => "tel",
+            Scheme::Other(s) => s,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host<'a> {
+    Name(&'a str),
+    Ip(IpAddr),
+    /// A bracketed reference that is not a valid IPv6 address, such as the historic
+    /// three-colon form of RFC 5118 section 4.10; kept without brackets.
+    Ipv6Literal(&'a str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uri<'a> {
+    pub scheme: Scheme<'a>,
+    /// The user part (still %-escaped). For tel URIs, the number.
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    /// The host as written (with brackets for IPv6); empty for tel and opaque URIs.
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+    /// `?hdr=val&...` after the URI, without the `?`.
+    pub headers: Option<&'a str>,
+    /// For [`Scheme::Other`], everything after the colon.
+    pub opaque: &'a str,
+    pub raw: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UriError {
+    NoScheme,
+    BadUser,
+    BadHost,
+    BadPort,
+    BadParams,
+    BadHeaders,
+}
+
+const fn is_user_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b';'
+                | b'?'
+                | b'/'
+        )
+}
+
+const fn is_password_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%' | b'&' | b'='
+                | b'+' | b'$' | b','
+        )
+}
+
+const fn is_param_char(b: u8) -> bool {
+    // paramchar = param-unreserved / unreserved / escaped, plus the separators of the list.
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'-' | b'_' | b'.' | b'!' | b'~'
+                | b'*' | b'\'' | b'(' | b')' | b'%' | b';' | b'='
+        )
+}
+
+const fn is_header_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'-' | b'_' | b'.' | b'!' | b'~'
+                | b'*' | b'\'' | b'(' | b')' | b'%' | b'&' | b'='
+        )
+}
+
+impl<'a> Uri<'a> {
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        let colon = s.find(':').ok_or(UriError::NoScheme)?;
+        let scheme_str = &s[..colon];
+        let valid_scheme = scheme_str
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme_str
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !valid_scheme {
+            return Err(UriError::NoScheme);
+        }
+        let rest = &s[colon + 1..];
+        let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if scheme_str.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else if scheme_str.eq_ignore_ascii_case("tel") {
+            Scheme::Tel
+        } else {
+            if rest.is_empty() || rest.bytes().any(|b| lex::is_lws(b) || b == b'<' || b == b'>') {
+                return Err(UriError::BadHost);
+            }
+            return Ok(Uri {
+                scheme: Scheme::Other(scheme_str),
+                user: None,
+                password: None,
+                host: "",
+                port: None,
+                params: Params(""),
+                headers: None,
+                opaque: rest,
+                raw: s,
+            });
+        };
+        if scheme == Scheme::Tel {
+            let (number, params) = match rest.find(';') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let valid_number = !number.is_empty()
+                && number.bytes().all(|b| {
+                    b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+                });
+            if !valid_number {
+                return Err(UriError::BadUser);
+            }
+            let params = Params(params);
+            if !params.validate() {
+                return Err(UriError::BadParams);
+            }
+            return Ok(Uri {
+                scheme,
+                user: Some(number),
+                password: None,
+                host: "",
+                port: None,
+                params,
+                headers: None,
+                opaque: "",
+                raw: s,
+            });
+        }
+
+        // '@' cannot appear unescaped after the userinfo, while the user part may hold '?' and
+        // ';' (RFC 4475 section 3.1.1.2), so the userinfo is split off first.
+        let (userinfo, after_user) = match rest.find('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let (hostpart, headers) = match after_user.find('?') {
+            Some(i) => (&after_user[..i], Some(&after_user[i + 1..])),
+            None => (after_user, None),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(ui) => {
+                // The user part may hold ';' (RFC 4475 3.1.1.9) but the password starts at ':'.
+                let (u, p) = match ui.find(':') {
+                    Some(i) => (&ui[..i], Some(&ui[i + 1..])),
+                    None => (ui, None),
+                };
+                if u.is_empty()
+                    || !u.bytes().all(is_user_char)
+                    || !lex::escapes_valid(u.as_bytes())
+                    || p.is_some_and(|p| {
+                        !p.bytes().all(is_password_char) || !lex::escapes_valid(p.as_bytes())
+                    })
+                {
+                    return Err(UriError::BadUser);
+                }
+                (Some(u), p)
+            }
+        };
+        let (host, after_host) = if hostpart.starts_with('[') {
+            let close = hostpart.find(']').ok_or(UriError::BadHost)?;
+            let inner = &hostpart[1..close];
+            if inner.is_empty()
+                || !inner
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return Err(UriError::BadHost);
+            }
+            (&hostpart[..=close], &hostpart[close + 1..])
+        } else {
+            let end = hostpart
+                .find(|c: char| c == ':' || c == ';')
+                .unwrap_or(hostpart.len());
+            let h = &hostpart[..end];
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                || h.starts_with(['-', '.'])
+            {
+                return Err(UriError::BadHost);
+            }
+            (h, &hostpart[end..])
+        };
+        let (port, params) = if let Some(p) = after_host.strip_prefix(':') {
+            let end = p.find(';').unwrap_or(p.len());
+            let port = lex::parse_u32(&p[..end])
+                .filter(|&n| n <= 65535)
+                .ok_or(UriError::BadPort)?;
+            (Some(port as u16), &p[end..])
+        } else {
+            (None, after_host)
+        };
+        if !params.is_empty() && !params.starts_with(';') {
+            return Err(UriError::BadHost);
+        }
+        let params = Params(params);
+        if !params.0.bytes().all(is_param_char) || !params.validate_uri() {
+            return Err(UriError::BadParams);
+        }
+        if let Some(h) = headers {
+            if h.is_empty() || !h.bytes().all(is_header_char) || !lex::escapes_valid(h.as_bytes()) {
+                return Err(UriError::BadHeaders);
+            }
+        }
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+            opaque: "",
+            raw: s,
+        })
+    }
+
+    /// The host interpreted: an IP address (brackets removed) or a name.
+    pub fn host(&self) -> Host<'a> {
+        if let Some(inner) = self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            return match inner.parse() {
+                Ok(ip) => Host::Ip(IpAddr::V6(ip)),
+                Err(_) => Host::Ipv6Literal(inner),
+            };
+        }
+        match self.host.parse() {
+            Ok(ip) => Host::Ip(IpAddr::V4(ip)),
+            Err(_) => Host::Name(self.host),
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        self.params.get(name)
+    }
+
+    /// The user part with %-escapes decoded; borrowed when there is nothing to decode.
+    pub fn user_decoded(&self) -> Option<std::borrow::Cow<'a, str>> {
+        self.user.map(percent_decode)
+    }
+}
+
+impl Params<'_> {
+    /// URI parameters: `;name[=value]`, no quoted strings, escapes well formed.
+    fn validate_uri(&self) -> bool {
+        self.iter().all(|p| {
+            !p.name.is_empty()
+                && lex::escapes_valid(p.name.as_bytes())
+                && p.value
+                    .is_none_or(|v| !v.is_empty() && lex::escapes_valid(v.as_bytes()))
+        })
+    }
+}
+
+/// Decodes %HH escapes; invalid UTF-8 after decoding is replaced, not trusted.
+pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (lex::hex_val(b[i + 1]), lex::hex_val(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_parts() {
+        let u = Uri::parse("sip:alice:pw@[2001:db8::10]:5070;transport=tcp;lr?Subject=x").unwrap();
+        assert_eq!(u.scheme, Scheme::Sip);
+        assert_eq!(u.user, Some("alice"));
+        assert_eq!(u.password, Some("pw"));
+        assert_eq!(u.host, "[2001:db8::10]");
+        assert_eq!(u.port, Some(5070));
+        assert_eq!(u.param("transport"), Some(Some("tcp")));
+        assert_eq!(u.param("lr"), Some(None));
+        assert_eq!(u.headers, Some("Subject=x"));
+        assert!(matches!(u.host(), Host::Ip(IpAddr::V6(_))));
+    }
+
+    #[test]
+    fn user_with_semicolon_and_escapes() {
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user, Some("user;par=u%40example.net"));
+        assert_eq!(u.host, "example.com");
+        assert_eq!(u.user_decoded().unwrap(), "user;par=u@example.net");
+    }
+
+    #[test]
+    fn rejects_unbracketed_ipv6_and_bad_ports() {
+        assert_eq!(Uri::parse("sip:2001:db8::10"), Err(UriError::BadPort));
+        assert_eq!(Uri::parse("sip:a@b:99999"), Err(UriError::BadPort));
+        assert!(Uri::parse("sip:user@example.com; lr").is_err());
+        assert!(Uri::parse("sip:").is_err());
+    }
+
+    #[test]
+    fn ambiguous_ipv6_port_is_part_of_the_host() {
+        let u = Uri::parse("sip:[2001:db8::10:5070]").unwrap();
+        assert_eq!(u.port, None);
+        assert_eq!(u.host, "[2001:db8::10:5070]");
+    }
+
+    #[test]
+    fn tel_and_opaque() {
+        let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        assert_eq!(t.scheme, Scheme::Tel);
+        assert_eq!(t.user, Some("+1-201-555-0123"));
+        let o = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
+        assert_eq!(o.scheme, Scheme::Other("soap.beep"));
+    }
+}

@@ -1,0 +1,148 @@
+//! The Via header field (RFC 3261 section 20.42, RFC 3581 rport, RFC 5118 IPv6).
+
+use super::lex;
+use super::params::Params;
+
+/// The magic cookie that marks an RFC 3261 branch (section 8.1.1.7).
+pub const BRANCH_COOKIE: &str = "z9hG4bK";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    /// `SIP`, `2.0`, `UDP` in `SIP/2.0/UDP`.
+    pub protocol: &'a str,
+    pub version: &'a str,
+    pub transport: &'a str,
+    /// sent-by host as written (IPv6 with brackets).
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViaError {
+    BadProtocol,
+    BadSentBy,
+    BadParams,
+}
+
+impl<'a> Via<'a> {
+    /// Parses one Via value (one element of the comma list).
+    pub fn parse(value: &'a str) -> Result<Via<'a>, ViaError> {
+        let s = lex::trim(value);
+        let mut parts = s.splitn(3, '/');
+        let protocol = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
+        let version = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
+        let rest = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
+        let t_end = rest
+            .find(|c: char| c.is_ascii() && lex::is_lws(c as u8))
+            .ok_or(ViaError::BadSentBy)?;
+        let transport = &rest[..t_end];
+        if !lex::is_token_str(protocol) || !lex::is_token_str(version) || !lex::is_token_str(transport)
+        {
+            return Err(ViaError::BadProtocol);
+        }
+        let rest = lex::trim(&rest[t_end..]);
+        let sent_by_end = rest.find(';').unwrap_or(rest.len());
+        let sent_by = lex::trim(&rest[..sent_by_end]);
+        let (host, port) = split_host_port(sent_by).ok_or(ViaError::BadSentBy)?;
+        let params = Params(&rest[sent_by_end..]);
+        if !params.validate() {
+            return Err(ViaError::BadParams);
+        }
+        Ok(Via {
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        })
+    }
+
+    pub fn branch(&self) -> Option<&'a str> {
+        self.params.get("branch").flatten()
+    }
+
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").flatten()
+    }
+
+    /// `Some(None)` when the client asked for rport (RFC 3581) without a value yet.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
+    }
+
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.params.get("maddr").flatten()
+    }
+
+    pub fn ttl(&self) -> Option<u8> {
+        self.params.get("ttl").flatten().and_then(|t| t.parse().ok())
+    }
+
+    /// Whether the branch follows RFC 3261 (so it alone identifies the transaction).
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.starts_with(BRANCH_COOKIE))
+    }
+}
+
+/// Splits `host[:port]` with IPv6 references in brackets.
+pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if s.starts_with('[') {
+        let close = s.find(']')?;
+        let inner = &s[1..close];
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return None;
+        }
+        (&s[..=close], &s[close + 1..])
+    } else {
+        let end = s.find(':').unwrap_or(s.len());
+        (&s[..end], &s[end..])
+    };
+    if !s.starts_with('[')
+        && (host.is_empty()
+            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+    {
+        return None;
+    }
+    let port = match port.strip_prefix(':') {
+        Some(p) => Some(u16::try_from(lex::parse_u32(lex::trim(p))?).ok()?),
+        None if port.is_empty() => None,
+        None => return None,
+    };
+    Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_and_spaced() {
+        let v = Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!((v.protocol, v.version, v.transport), ("SIP", "2.0", "UDP"));
+        assert_eq!(v.host, "192.0.2.2");
+        assert_eq!(v.branch(), Some("390skdjuw"));
+        assert!(!v.has_rfc3261_branch());
+        let v = Via::parse(" SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239").unwrap();
+        assert_eq!(v.branch(), Some("z9hG4bK30239"));
+    }
+
+    #[test]
+    fn ipv6_received_rport() {
+        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;received=2001:db8::9:255;branch=z9hG4bKas3;rport")
+            .unwrap();
+        assert_eq!(v.host, "[2001:db8::9:1]");
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.received(), Some("2001:db8::9:255"));
+        assert_eq!(v.rport(), Some(None));
+    }
+
+    #[test]
+    fn rejects_empty_params() {
+        assert_eq!(Via::parse("SIP/2.0/UDP 192.0.2.15;;"), Err(ViaError::BadParams));
+        assert!(Via::parse("SIP/2.0/UDP").is_err());
+    }
+}
