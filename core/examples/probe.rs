@@ -2,14 +2,25 @@
 use mgw_core::sip::{validate, HeaderName, Message, StartLine};
 fn main() {
     for path in std::env::args().skip(1) {
-        let Ok(b) = std::fs::read(&path) else { eprintln!("{path}: unreadable"); continue };
+        let Ok(b) = std::fs::read(&path) else {
+            eprintln!("{path}: unreadable");
+            continue;
+        };
         let name = path.rsplit('/').next().unwrap_or(&path);
         match Message::parse(&b) {
             Err(e) => println!("{name}: {e}"),
             Ok(m) => {
-                let v = if m.is_request() { validate::request(&m) } else { validate::response(&m) };
+                let v = if m.is_request() {
+                    validate::request(&m)
+                } else {
+                    validate::response(&m)
+                };
                 let start = match m.start {
-                    StartLine::Request(r) => format!("{} {}", r.method, m.request_uri().map(|u| u.host).unwrap_or("?")),
+                    StartLine::Request(r) => format!(
+                        "{} {}",
+                        r.method,
+                        m.request_uri().map(|u| u.host).unwrap_or("?")
+                    ),
                     StartLine::Response(s) => format!("{} {:?}", s.code, s.reason),
                 };
                 println!(

@@ -39,7 +39,11 @@ fn every_verdict_row_is_honoured_by_the_parser() {
         match (class, file) {
             // Semantic faults that are syntax faults too.
             ("semantic", "insuf.dat" | "multi01.dat" | "mcl01.dat") => {
-                assert_eq!(result.map_err(|e| e.status()), Err(400), "{file}: {handling}")
+                assert_eq!(
+                    result.map_err(|e| e.status()),
+                    Err(400),
+                    "{file}: {handling}"
+                )
             }
             // A broadcast Via is well-formed; the gateway discards it as an unmatched response.
             ("semantic", _) => assert!(result.is_ok(), "{file}: {handling}: {result:?}"),
@@ -53,7 +57,11 @@ fn every_verdict_row_is_honoured_by_the_parser() {
                 assert!(buf.starts_with(b"SIP/2.0"));
             }
             ("invalid", _) => {
-                assert_eq!(result.map_err(|e| e.status()), Err(400), "{file}: {handling}")
+                assert_eq!(
+                    result.map_err(|e| e.status()),
+                    Err(400),
+                    "{file}: {handling}"
+                )
             }
             _ => panic!("unknown class {class} for {file}"),
         }
@@ -98,14 +106,22 @@ fn valid_messages_parse_to_the_right_values() {
         let m = Message::parse(&buf).unwrap_or_else(|e| panic!("{file}: {e}"));
         let got_start = match m.start {
             mgw_core::sip::StartLine::Request(r) => {
-                format!("{} {}", r.method, m.request_uri().map(|u| u.host).unwrap_or("?"))
+                format!(
+                    "{} {}",
+                    r.method,
+                    m.request_uri().map(|u| u.host).unwrap_or("?")
+                )
             }
             mgw_core::sip::StartLine::Response(s) => format!("{} {}", s.code, s.reason),
         };
         assert_eq!(got_start, start, "{file}");
         assert_eq!(m.call_id(), Some(call_id), "{file}");
         assert_eq!(m.cseq().map(|c| c.seq), Some(cseq), "{file}");
-        assert_eq!(m.top_via().and_then(|v| v.branch()).unwrap_or(""), branch, "{file}");
+        assert_eq!(
+            m.top_via().and_then(|v| v.branch()).unwrap_or(""),
+            branch,
+            "{file}"
+        );
         assert_eq!(m.list(HeaderName::Via).count(), vias, "{file}");
         assert_eq!(m.body.len(), body, "{file}");
     }
@@ -122,8 +138,15 @@ fn wsinv_details() {
     let c = mgw_core::sip::NameAddr::parse(m.header(HeaderName::Contact).unwrap()).unwrap();
     assert_eq!(c.params.get("q"), Some(Some("0.33")));
     assert_eq!(c.params.get("newparam"), Some(Some("newvalue")));
-    assert_eq!(m.header_by_name("NewFangledHeader").map(|v| v.starts_with("newfangled value")), Some(true));
-    let vias: Vec<_> = m.list(HeaderName::Via).filter_map(|v| mgw_core::sip::Via::parse(v).ok()).collect();
+    assert_eq!(
+        m.header_by_name("NewFangledHeader")
+            .map(|v| v.starts_with("newfangled value")),
+        Some(true)
+    );
+    let vias: Vec<_> = m
+        .list(HeaderName::Via)
+        .filter_map(|v| mgw_core::sip::Via::parse(v).ok())
+        .collect();
     assert_eq!(vias[1].transport, "TCP");
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
 }
@@ -152,7 +175,10 @@ fn ipv6_references() {
     use mgw_core::sip::Host;
     let buf = load("ipv4-mapped-ipv6");
     let m = Message::parse(&buf).unwrap();
-    assert!(matches!(m.request_uri().unwrap().host(), Host::Name("example.com")));
+    assert!(matches!(
+        m.request_uri().unwrap().host(),
+        Host::Name("example.com")
+    ));
     let buf = load("port-unambiguous");
     let m = Message::parse(&buf).unwrap();
     let u = m.request_uri().unwrap();
@@ -160,5 +186,8 @@ fn ipv6_references() {
     assert!(matches!(u.host(), Host::Ip(_)));
     let buf = load("ipv6-bug-abnf-3-colons");
     let m = Message::parse(&buf).unwrap();
-    assert!(matches!(m.request_uri().unwrap().host(), Host::Ipv6Literal("2001:db8:::192.0.2.1")));
+    assert!(matches!(
+        m.request_uri().unwrap().host(),
+        Host::Ipv6Literal("2001:db8:::192.0.2.1")
+    ));
 }

@@ -206,7 +206,10 @@ Content-Length: 0\r\n\r\n";
             &req,
             200,
             "OK",
-            ReplyContext { source: Some(src), to_tag: Some("t1") },
+            ReplyContext {
+                source: Some(src),
+                to_tag: Some("t1"),
+            },
         )
         .header("Allow", "INVITE, ACK")
         .finish(None, b"");

@@ -19,7 +19,9 @@ impl<'a> CSeq<'a> {
         let end = s
             .find(|c: char| c.is_ascii() && lex::is_lws(c as u8))
             .ok_or(CSeqError)?;
-        let seq = lex::parse_u32(&s[..end]).filter(|&n| n < 1 << 31).ok_or(CSeqError)?;
+        let seq = lex::parse_u32(&s[..end])
+            .filter(|&n| n < 1 << 31)
+            .ok_or(CSeqError)?;
         let method = lex::trim(&s[end..]);
         if !lex::is_token_str(method) {
             return Err(CSeqError);

@@ -93,7 +93,9 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
             if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
                 return Err(FrameError::BadContentLength);
             }
-            let n = v.iter().fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
+            let n = v
+                .iter()
+                .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
             if found.is_some_and(|f| f != n) {
                 return Err(FrameError::BadContentLength);
             }
@@ -116,14 +118,29 @@ mod tests {
 
     #[test]
     fn waits_for_body_and_headers() {
-        assert_eq!(frame(b"OPTIONS sip:a SIP/2.0\r\nl: 3\r\n\r\nab"), Ok(Frame::Incomplete));
-        assert_eq!(frame(b"OPTIONS sip:a SIP/2.0\r\nl: 3\r\n"), Ok(Frame::Incomplete));
+        assert_eq!(
+            frame(b"OPTIONS sip:a SIP/2.0\r\nl: 3\r\n\r\nab"),
+            Ok(Frame::Incomplete)
+        );
+        assert_eq!(
+            frame(b"OPTIONS sip:a SIP/2.0\r\nl: 3\r\n"),
+            Ok(Frame::Incomplete)
+        );
     }
 
     #[test]
     fn keepalives() {
-        assert_eq!(frame(b"\r\n\r\n"), Ok(Frame::KeepAlive { len: 4, ping: true }));
-        assert_eq!(frame(b"\r\n"), Ok(Frame::KeepAlive { len: 2, ping: false }));
+        assert_eq!(
+            frame(b"\r\n\r\n"),
+            Ok(Frame::KeepAlive { len: 4, ping: true })
+        );
+        assert_eq!(
+            frame(b"\r\n"),
+            Ok(Frame::KeepAlive {
+                len: 2,
+                ping: false
+            })
+        );
         assert_eq!(frame(b"\r\n\r"), Ok(Frame::Incomplete));
     }
 

@@ -16,7 +16,7 @@ macro_rules! header_names {
                     if name.eq_ignore_ascii_case($canon.as_bytes()) {
                         return HeaderName::$variant;
                     }
-                    $( if name.len() == 1 && name[0].eq_ignore_ascii_case(&($compact as u8)) {
+                    $( if name.len() == 1 && name[0].eq_ignore_ascii_case(&$compact) {
                         return HeaderName::$variant;
                     } )?
                 )*
@@ -36,22 +36,22 @@ macro_rules! header_names {
 
 // Ordered by how often a PBX sees them, because recognition tries them in this order.
 header_names! {
-    Via = "Via", 'v';
-    From = "From", 'f';
-    To = "To", 't';
-    CallId = "Call-ID", 'i';
+    Via = "Via", b'v';
+    From = "From", b'f';
+    To = "To", b't';
+    CallId = "Call-ID", b'i';
     CSeq = "CSeq";
-    Contact = "Contact", 'm';
+    Contact = "Contact", b'm';
     MaxForwards = "Max-Forwards";
-    ContentLength = "Content-Length", 'l';
-    ContentType = "Content-Type", 'c';
+    ContentLength = "Content-Length", b'l';
+    ContentType = "Content-Type", b'c';
     Expires = "Expires";
     Authorization = "Authorization";
     UserAgent = "User-Agent";
     Route = "Route";
     RecordRoute = "Record-Route";
     Allow = "Allow";
-    Supported = "Supported", 'k';
+    Supported = "Supported", b'k';
     Require = "Require";
     ProxyRequire = "Proxy-Require";
     Accept = "Accept";
@@ -63,16 +63,16 @@ header_names! {
     Unsupported = "Unsupported";
     Server = "Server";
     Path = "Path";
-    Event = "Event", 'o';
-    Subject = "Subject", 's';
-    ReferTo = "Refer-To", 'r';
-    ContentEncoding = "Content-Encoding", 'e';
+    Event = "Event", b'o';
+    Subject = "Subject", b's';
+    ReferTo = "Refer-To", b'r';
+    ContentEncoding = "Content-Encoding", b'e';
     ContentDisposition = "Content-Disposition";
     AcceptEncoding = "Accept-Encoding";
     AcceptLanguage = "Accept-Language";
     RSeq = "RSeq";
     RAck = "RAck";
-    SessionExpires = "Session-Expires", 'x';
+    SessionExpires = "Session-Expires", b'x';
     MinSe = "Min-SE";
     Reason = "Reason";
     PAssertedIdentity = "P-Asserted-Identity";
@@ -89,8 +89,8 @@ header_names! {
     CallInfo = "Call-Info";
     ErrorInfo = "Error-Info";
     ContentLanguage = "Content-Language";
-    ReferredBy = "Referred-By", 'b';
-    AllowEvents = "Allow-Events", 'u';
+    ReferredBy = "Referred-By", b'b';
+    AllowEvents = "Allow-Events", b'u';
     SubscriptionState = "Subscription-State";
 }
 
@@ -157,7 +157,10 @@ mod tests {
 
     #[test]
     fn names_are_case_insensitive_with_compact_forms() {
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"L"), HeaderName::ContentLength);
         assert_eq!(HeaderName::from_bytes(b"i"), HeaderName::CallId);

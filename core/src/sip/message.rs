@@ -88,7 +88,8 @@ impl<'a> Message<'a> {
             rest = rest.get(line_end + 1..).unwrap_or("");
             let header = parse_header_line(line)?;
             if header.name == HeaderName::ContentLength {
-                let n = lex::parse_u32(lex::trim(header.value)).ok_or(ParseError::BadContentLength)?;
+                let n =
+                    lex::parse_u32(lex::trim(header.value)).ok_or(ParseError::BadContentLength)?;
                 if content_length.is_some_and(|c| c != n) {
                     return Err(ParseError::DuplicateHeader(HeaderName::ContentLength));
                 }

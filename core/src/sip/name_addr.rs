@@ -91,8 +91,11 @@ impl<'a> NameAddr<'a> {
 
     /// The display name without quotes or escapes' backslashes kept (as written inside).
     pub fn display_unquoted(&self) -> Option<&'a str> {
-        self.display
-            .map(|d| d.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(d))
+        self.display.map(|d| {
+            d.strip_prefix('"')
+                .and_then(|d| d.strip_suffix('"'))
+                .unwrap_or(d)
+        })
     }
 }
 
@@ -113,8 +116,10 @@ mod tests {
 
     #[test]
     fn forms() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#)
-            .unwrap();
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(n.display, Some(r#""J Rosenberg \\\"""#));
         assert_eq!(n.tag(), Some("98asjd8"));
         let a = NameAddr::parse("sip:caller@example.net;tag=134161461246").unwrap();

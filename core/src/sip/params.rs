@@ -25,7 +25,9 @@ impl<'a> Params<'a> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Param<'a>> {
-        let s = self.0.trim_start_matches(|c: char| c.is_ascii() && lex::is_lws(c as u8));
+        let s = self
+            .0
+            .trim_start_matches(|c: char| c.is_ascii() && lex::is_lws(c as u8));
         let s = s.strip_prefix(';').unwrap_or(s);
         let empty = lex::trim(s).is_empty();
         lex::split_outside(s, b';')
@@ -65,7 +67,8 @@ impl<'a> Params<'a> {
                     Some(v) if v.starts_with('"') => lex::quoted_len(v.as_bytes()) == Some(v.len()),
                     Some(v) => {
                         !v.is_empty()
-                            && v.bytes().all(|b| lex::is_token(b) || matches!(b, b':' | b'[' | b']'))
+                            && v.bytes()
+                                .all(|b| lex::is_token(b) || matches!(b, b':' | b'[' | b']'))
                     }
                 }
         })
@@ -81,7 +84,13 @@ mod tests {
         let p = Params(" ;   tag    = 1918181833n ; x=\"a;b\";lr");
         let v: Vec<_> = p.iter().collect();
         assert_eq!(v.len(), 3);
-        assert_eq!(v[0], Param { name: "tag", value: Some("1918181833n") });
+        assert_eq!(
+            v[0],
+            Param {
+                name: "tag",
+                value: Some("1918181833n")
+            }
+        );
         assert_eq!(v[1].value, Some("\"a;b\""));
         assert_eq!(p.get("LR"), Some(None));
         assert!(p.validate());

@@ -89,8 +89,20 @@ const fn is_password_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%' | b'&' | b'='
-                | b'+' | b'$' | b','
+            b'-' | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
         )
 }
 
@@ -99,8 +111,24 @@ const fn is_param_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'-' | b'_' | b'.' | b'!' | b'~'
-                | b'*' | b'\'' | b'(' | b')' | b'%' | b';' | b'='
+            b'[' | b']'
+                | b'/'
+                | b':'
+                | b'&'
+                | b'+'
+                | b'$'
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b';'
+                | b'='
         )
 }
 
@@ -108,8 +136,24 @@ const fn is_header_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'-' | b'_' | b'.' | b'!' | b'~'
-                | b'*' | b'\'' | b'(' | b')' | b'%' | b'&' | b'='
+            b'[' | b']'
+                | b'/'
+                | b'?'
+                | b':'
+                | b'+'
+                | b'$'
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b'&'
+                | b'='
         )
 }
 
@@ -135,7 +179,11 @@ impl<'a> Uri<'a> {
         } else if scheme_str.eq_ignore_ascii_case("tel") {
             Scheme::Tel
         } else {
-            if rest.is_empty() || rest.bytes().any(|b| lex::is_lws(b) || b == b'<' || b == b'>') {
+            if rest.is_empty()
+                || rest
+                    .bytes()
+                    .any(|b| lex::is_lws(b) || b == b'<' || b == b'>')
+            {
                 return Err(UriError::BadHost);
             }
             return Ok(Uri {
@@ -157,7 +205,8 @@ impl<'a> Uri<'a> {
             };
             let valid_number = !number.is_empty()
                 && number.bytes().all(|b| {
-                    b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+                    b.is_ascii_hexdigit()
+                        || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
                 });
             if !valid_number {
                 return Err(UriError::BadUser);
@@ -221,9 +270,7 @@ impl<'a> Uri<'a> {
             }
             (&hostpart[..=close], &hostpart[close + 1..])
         } else {
-            let end = hostpart
-                .find(|c: char| c == ':' || c == ';')
-                .unwrap_or(hostpart.len());
+            let end = hostpart.find([':', ';']).unwrap_or(hostpart.len());
             let h = &hostpart[..end];
             if h.is_empty()
                 || !h
@@ -271,7 +318,11 @@ impl<'a> Uri<'a> {
 
     /// The host interpreted: an IP address (brackets removed) or a name.
     pub fn host(&self) -> Host<'a> {
-        if let Some(inner) = self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        if let Some(inner) = self
+            .host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+        {
             return match inner.parse() {
                 Ok(ip) => Host::Ip(IpAddr::V6(ip)),
                 Err(_) => Host::Ipv6Literal(inner),

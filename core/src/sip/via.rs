@@ -37,7 +37,9 @@ impl<'a> Via<'a> {
             .find(|c: char| c.is_ascii() && lex::is_lws(c as u8))
             .ok_or(ViaError::BadSentBy)?;
         let transport = &rest[..t_end];
-        if !lex::is_token_str(protocol) || !lex::is_token_str(version) || !lex::is_token_str(transport)
+        if !lex::is_token_str(protocol)
+            || !lex::is_token_str(version)
+            || !lex::is_token_str(transport)
         {
             return Err(ViaError::BadProtocol);
         }
@@ -79,7 +81,10 @@ impl<'a> Via<'a> {
     }
 
     pub fn ttl(&self) -> Option<u8> {
-        self.params.get("ttl").flatten().and_then(|t| t.parse().ok())
+        self.params
+            .get("ttl")
+            .flatten()
+            .and_then(|t| t.parse().ok())
     }
 
     /// Whether the branch follows RFC 3261 (so it alone identifies the transaction).
@@ -93,7 +98,11 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if s.starts_with('[') {
         let close = s.find(']')?;
         let inner = &s[1..close];
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
         (&s[..=close], &s[close + 1..])
@@ -103,7 +112,9 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     };
     if !s.starts_with('[')
         && (host.is_empty()
-            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
     {
         return None;
     }
@@ -126,14 +137,17 @@ mod tests {
         assert_eq!(v.host, "192.0.2.2");
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse(" SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239").unwrap();
+        let v = Via::parse(" SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239")
+            .unwrap();
         assert_eq!(v.branch(), Some("z9hG4bK30239"));
     }
 
     #[test]
     fn ipv6_received_rport() {
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;received=2001:db8::9:255;branch=z9hG4bKas3;rport")
-            .unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1]:5070;received=2001:db8::9:255;branch=z9hG4bKas3;rport",
+        )
+        .unwrap();
         assert_eq!(v.host, "[2001:db8::9:1]");
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.received(), Some("2001:db8::9:255"));
@@ -142,7 +156,10 @@ mod tests {
 
     #[test]
     fn rejects_empty_params() {
-        assert_eq!(Via::parse("SIP/2.0/UDP 192.0.2.15;;"), Err(ViaError::BadParams));
+        assert_eq!(
+            Via::parse("SIP/2.0/UDP 192.0.2.15;;"),
+            Err(ViaError::BadParams)
+        );
         assert!(Via::parse("SIP/2.0/UDP").is_err());
     }
 }
