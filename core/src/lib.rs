@@ -3,5 +3,8 @@
 //! Nothing in this crate touches a socket or a clock: parsers take bytes, state machines take an
 //! explicit `now` and return what should be sent. The `engine` crate owns the I/O.
 
+pub mod auth;
+pub mod endpoint;
 pub mod sip;
 pub mod transaction;
+pub mod uas;

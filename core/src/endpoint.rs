@@ -1,0 +1,309 @@
+//! The gateway's SIP endpoint, sans-IO: bytes and an explicit `now` in, datagrams to send out.
+//!
+//! It answers on its own what needs no service: malformed requests (400/505/513 with the fault in
+//! the reason phrase), the screening of RFC 3261 section 8.2 (see [`crate::uas`]), OPTIONS, and
+//! digest challenges for requests that need a log-on. Responses that match no transaction are
+//! dropped (RFC 3261 section 18.1.2).
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::auth::{Challenge, ChallengeKind, Credentials, CredentialsError, NonceCheck, NonceKey};
+use crate::sip::{
+    validate, HeaderName, Message, Method, ParseError, ReplyContext, ResponseBuilder,
+};
+use crate::uas;
+
+/// Settings of one endpoint; every worker gets a clone.
+#[derive(Clone)]
+pub struct EndpointConfig {
+    /// The home domain: digest realm.
+    pub domain: String,
+    /// `Server` / `User-Agent` value.
+    pub server: String,
+    /// How long a nonce is accepted before `stale=true`.
+    pub nonce_lifetime: Duration,
+    pub nonce_key: NonceKey,
+    /// Shared by every worker so nonces issued by one verify on another.
+    pub epoch: Instant,
+}
+
+/// A datagram or stream write the driver must perform.
+#[derive(Debug)]
+pub struct Transmit<A> {
+    pub to: A,
+    pub bytes: Vec<u8>,
+}
+
+/// Counters the driver exports as metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndpointStats {
+    pub requests: u64,
+    pub responses_received: u64,
+    pub malformed: u64,
+    pub dropped: u64,
+    pub sent: u64,
+}
+
+pub struct Endpoint<A> {
+    cfg: EndpointConfig,
+    out: VecDeque<Transmit<A>>,
+    pub stats: EndpointStats,
+}
+
+/// Where a message came from: the driver's reply address and the real source (for `received`).
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<A> {
+    pub reply_to: A,
+    pub source: SocketAddr,
+}
+
+impl<A: Clone> Endpoint<A> {
+    pub fn new(cfg: EndpointConfig) -> Endpoint<A> {
+        Endpoint {
+            cfg,
+            out: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// Handles one received message (a datagram or a framed stream message).
+    pub fn on_message(&mut self, bytes: &[u8], origin: Origin<A>, now: Instant) {
+        let parsed = Message::parse(bytes);
+        let msg = match parsed {
+            Ok(m) => m,
+            Err(e) => return self.refuse_unparsable(bytes, e, origin),
+        };
+        if !msg.is_request() {
+            self.stats.responses_received += 1;
+            // No client transactions exist at this layer yet: every response is stray.
+            self.stats.dropped += 1;
+            return;
+        }
+        self.stats.requests += 1;
+        if let Err(e) = validate::request(&msg) {
+            return self.refuse_unparsable(bytes, e, origin);
+        }
+        self.on_request(&msg, origin, now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit<A>> {
+        self.out.pop_front()
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    pub fn on_timeout(&mut self, _now: Instant) {}
+
+    fn on_request(&mut self, msg: &Message<'_>, origin: Origin<A>, now: Instant) {
+        let Some(method) = msg.method() else { return };
+        if let Err(refusal) = uas::screen(msg) {
+            let (code, reason) = refusal.status();
+            let extra = refusal.extra_headers();
+            let headers: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            return self.reply(msg, code, reason, &headers, origin);
+        }
+        let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
+        match method {
+            Method::Ack => {}
+            Method::Options => self.answer_options(msg, origin),
+            Method::Register => self.authenticate(msg, ChallengeKind::Www, origin, now),
+            // No dialogs or pending INVITEs exist at this layer: RFC 3261 12.2.2 / 9.2.
+            Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => {
+                self.reply(msg, 481, "Call/Transaction Does Not Exist", &[], origin)
+            }
+            Method::Notify if !in_dialog => {
+                self.reply(msg, 481, "Subscription Does Not Exist", &[], origin)
+            }
+            _ if in_dialog => self.reply(msg, 481, "Call/Transaction Does Not Exist", &[], origin),
+            _ => self.authenticate(msg, ChallengeKind::Proxy, origin, now),
+        }
+    }
+
+    fn answer_options(&mut self, msg: &Message<'_>, origin: Origin<A>) {
+        let allow = uas::allow_header();
+        let supported = uas::SUPPORTED.join(", ");
+        self.reply(
+            msg,
+            200,
+            "OK",
+            &[
+                ("Allow", &allow),
+                ("Accept", uas::ACCEPT),
+                ("Accept-Encoding", "identity"),
+                ("Accept-Language", "en"),
+                ("Supported", &supported),
+            ],
+            origin,
+        );
+    }
+
+    /// Challenges, or checks the credentials a request carries. No log-on directory is attached
+    /// at this layer, so valid-looking credentials are refused like wrong ones: 403, the same
+    /// answer for an unknown user and a wrong password.
+    fn authenticate(
+        &mut self,
+        msg: &Message<'_>,
+        kind: ChallengeKind,
+        origin: Origin<A>,
+        now: Instant,
+    ) {
+        let header = match kind {
+            ChallengeKind::Www => HeaderName::Authorization,
+            ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
+        };
+        let now_ms = self.now_ms(now);
+        let mut stale = false;
+        for value in msg.all(header) {
+            match Credentials::parse(value) {
+                Err(CredentialsError::NotDigest) => continue,
+                Err(_) => return self.reply(msg, 400, "Malformed credentials", &[], origin),
+                Ok(c) if c.realm != self.cfg.domain => continue,
+                Ok(c) => {
+                    match self.cfg.nonce_key.check(
+                        c.nonce,
+                        &self.cfg.domain,
+                        now_ms,
+                        self.cfg.nonce_lifetime.as_millis() as u64,
+                    ) {
+                        NonceCheck::Stale => stale = true,
+                        NonceCheck::Forged => {}
+                        NonceCheck::Valid => {
+                            return self.reply(msg, 403, "Forbidden", &[], origin);
+                        }
+                    }
+                }
+            }
+        }
+        let nonce = self.cfg.nonce_key.issue(now_ms, &self.cfg.domain);
+        let values = Challenge {
+            realm: &self.cfg.domain,
+            nonce: &nonce,
+            stale,
+        }
+        .header_values();
+        let (code, reason) = kind.status();
+        self.reply(
+            msg,
+            code,
+            reason,
+            &[(kind.header(), &values[0]), (kind.header(), &values[1])],
+            origin,
+        );
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.cfg.epoch).as_millis() as u64
+    }
+
+    fn reply(
+        &mut self,
+        req: &Message<'_>,
+        code: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+        origin: Origin<A>,
+    ) {
+        let tag = to_tag(req);
+        let mut bytes = Vec::with_capacity(512);
+        let mut b = ResponseBuilder::new(
+            &mut bytes,
+            req,
+            code,
+            reason,
+            ReplyContext {
+                source: Some(origin.source),
+                to_tag: Some(&tag),
+            },
+        );
+        for (n, v) in headers {
+            b = b.header(n, v);
+        }
+        b.header("Server", &self.cfg.server).finish(None, b"");
+        self.push(origin.reply_to, bytes);
+    }
+
+    fn push(&mut self, to: A, bytes: Vec<u8>) {
+        self.stats.sent += 1;
+        self.out.push_back(Transmit { to, bytes });
+    }
+
+    /// Answers a request that failed parsing or validation, copying what can be found of its
+    /// Via, From, To, Call-ID and CSeq. Responses and messages without a Via are dropped: there
+    /// is nobody to answer (RFC 3261 section 18.1.2 / 18.2.1).
+    fn refuse_unparsable(&mut self, bytes: &[u8], err: ParseError, origin: Origin<A>) {
+        self.stats.malformed += 1;
+        if bytes.starts_with(b"SIP/") {
+            self.stats.dropped += 1;
+            return;
+        }
+        let Some(reply) = salvage_reply(bytes, err.status(), &err.reason(), &self.cfg.server)
+        else {
+            self.stats.dropped += 1;
+            return;
+        };
+        self.push(origin.reply_to, reply);
+    }
+}
+
+/// A To-tag derived from the request, so that a retransmitted request answered without a
+/// transaction still gets the same tag.
+fn to_tag(req: &Message<'_>) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    req.call_id().hash(&mut h);
+    req.from().and_then(|f| f.tag()).hash(&mut h);
+    req.top_via().and_then(|v| v.branch()).hash(&mut h);
+    req.cseq().map(|c| c.seq).hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Builds an error response from the raw lines of a message that could not be parsed.
+pub fn salvage_reply(bytes: &[u8], code: u16, reason: &str, server: &str) -> Option<Vec<u8>> {
+    let head_end = memchr::memmem::find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
+    let head = String::from_utf8_lossy(&bytes[..head_end]);
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    let mut have_via = false;
+    let mut lines = head.split("\r\n").skip(1).peekable();
+    while let Some(line) = lines.next() {
+        let mut full = line.to_string();
+        while lines.peek().is_some_and(|l| l.starts_with([' ', '\t'])) {
+            full.push_str(lines.next().unwrap_or(""));
+        }
+        let Some((name, value)) = full.split_once(':') else {
+            continue;
+        };
+        let name = HeaderName::from_bytes(name.trim().as_bytes());
+        let keep = matches!(
+            name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        );
+        if keep && !value.contains(['\r', '\n']) {
+            have_via |= name == HeaderName::Via;
+            out.push_str(name.as_str());
+            out.push_str(": ");
+            out.push_str(value.trim());
+            if name == HeaderName::To && !value.to_ascii_lowercase().contains(";tag=") {
+                // Derived from the message so a retransmission gets the same tag.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                bytes[..head_end].hash(&mut h);
+                out.push_str(&format!(";tag={:016x}", h.finish()));
+            }
+            out.push_str("\r\n");
+        }
+    }
+    if !have_via {
+        return None;
+    }
+    out.push_str("Server: ");
+    out.push_str(server);
+    out.push_str("\r\nContent-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}

@@ -1,0 +1,237 @@
+//! Every torture message through the sans-IO endpoint: the status each one gets (or that it is
+//! dropped), plus the headers RFC 3261 requires with that status.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mgw_core::auth::NonceKey;
+use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
+use mgw_core::sip::{validate, HeaderName, Message};
+
+/// (file, status expected, or None when the message must be dropped).
+#[rustfmt::skip]
+pub const EXPECTED: &[(&str, Option<u16>)] = &[
+    ("wsinv.dat", Some(481)),          // INVITE with a To-tag: no such dialog
+    ("intmeth.dat", Some(501)),
+    ("esc01.dat", Some(407)),
+    ("escnull.dat", Some(401)),
+    ("esc02.dat", Some(501)),
+    ("lwsdisp.dat", Some(200)),
+    ("longreq.dat", Some(407)),
+    ("dblreq.dat", Some(401)),         // only the first request is answered
+    ("semiuri.dat", Some(200)),
+    ("transports.dat", Some(200)),
+    ("mpart01.dat", Some(407)),
+    ("unreason.dat", None),
+    ("noreason.dat", None),
+    ("badinv01.dat", Some(400)),
+    ("clerr.dat", Some(400)),
+    ("ncl.dat", Some(400)),
+    ("scalar02.dat", Some(400)),
+    ("scalarlg.dat", None),
+    ("quotbal.dat", Some(400)),
+    ("ltgtruri.dat", Some(400)),
+    ("lwsruri.dat", Some(400)),
+    ("lwsstart.dat", Some(400)),
+    ("trws.dat", Some(400)),
+    ("escruri.dat", Some(400)),
+    ("baddate.dat", Some(407)),        // Date is ignored
+    ("regbadct.dat", Some(400)),
+    ("badaspec.dat", Some(400)),
+    ("baddn.dat", Some(400)),
+    ("badvers.dat", Some(505)),
+    ("mismatch01.dat", Some(400)),
+    ("mismatch02.dat", Some(400)),
+    ("bigcode.dat", None),
+    ("badbranch.dat", Some(200)),
+    ("insuf.dat", Some(400)),
+    ("unkscm.dat", Some(416)),
+    ("novelsc.dat", Some(416)),
+    ("unksm2.dat", Some(401)),
+    ("bext01.dat", Some(420)),
+    ("invut.dat", Some(415)),
+    ("regaut01.dat", Some(401)),
+    ("multi01.dat", Some(400)),
+    ("mcl01.dat", Some(400)),
+    ("bcast.dat", None),
+    ("zeromf.dat", Some(483)),
+    ("cparam01.dat", Some(401)),
+    ("cparam02.dat", Some(401)),
+    ("regescrt.dat", Some(401)),
+    ("sdp01.dat", Some(406)),
+    ("inv2543.dat", Some(407)),
+    ("ipv6-good", Some(401)),
+    ("ipv6-bad", Some(400)),
+    ("port-ambiguous", Some(401)),
+    ("port-unambiguous", Some(401)),
+    ("via-received-param-with-delim", Some(481)),
+    ("via-received-param-no-delim", Some(200)),
+    ("ipv4-mapped-ipv6", Some(407)),
+    ("mult-ip-in-header", Some(481)),
+    ("mult-ip-in-sdp", Some(407)),
+    ("ipv6-in-sdp", Some(407)),
+    ("ipv6-bug-abnf-3-colons", Some(200)),
+    ("ipv6-correct-abnf-2-colons", Some(200)),
+];
+
+fn load(file: &str) -> Vec<u8> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/torture");
+    let p = format!("{dir}/rfc4475/{file}");
+    std::fs::read(&p)
+        .or_else(|_| std::fs::read(format!("{dir}/rfc5118/{file}")))
+        .expect("file")
+}
+
+fn endpoint() -> Endpoint<u32> {
+    Endpoint::new(EndpointConfig {
+        domain: "mgw.test".into(),
+        server: "mgw-test".into(),
+        nonce_lifetime: Duration::from_secs(30),
+        nonce_key: NonceKey::new([3; 32]),
+        epoch: Instant::now(),
+    })
+}
+
+#[test]
+fn every_torture_message_gets_its_verdict() {
+    let table = include_str!("torture/verdicts.tsv");
+    assert_eq!(table.lines().skip(1).count(), EXPECTED.len());
+    let src: SocketAddr = "192.0.2.99:5999".parse().unwrap();
+    for line in table.lines().skip(1) {
+        let file = line.split('\t').next().unwrap();
+        let expected = EXPECTED
+            .iter()
+            .find(|e| e.0 == file)
+            .unwrap_or_else(|| panic!("{file} not in EXPECTED"))
+            .1;
+        let mut ep = endpoint();
+        ep.on_message(
+            &load(file),
+            Origin {
+                reply_to: 7,
+                source: src,
+            },
+            Instant::now(),
+        );
+        let out: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+        match expected {
+            None => assert!(
+                out.is_empty(),
+                "{file}: expected no answer, got {:?}",
+                out.first()
+                    .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
+            ),
+            Some(code) => {
+                assert_eq!(out.len(), 1, "{file}: expected exactly one answer");
+                let resp = Message::parse(&out[0].bytes)
+                    .unwrap_or_else(|e| panic!("{file}: our answer does not parse: {e}"));
+                let text = String::from_utf8_lossy(&out[0].bytes).into_owned();
+                assert_eq!(resp.status(), Some(code), "{file}: {text}");
+                let reason = match resp.start {
+                    mgw_core::sip::StartLine::Response(s) => s.reason,
+                    _ => "",
+                };
+                assert!(!reason.is_empty(), "{file}: reason phrase names the fault");
+                if code != 400 {
+                    validate::response(&resp)
+                        .unwrap_or_else(|e| panic!("{file}: our answer is invalid: {e}\n{text}"));
+                    assert!(resp.to().and_then(|t| t.tag()).is_some(), "{file}: To-tag");
+                }
+                let has = |h| resp.header(h).is_some();
+                match code {
+                    401 => assert_eq!(resp.all(HeaderName::WwwAuthenticate).count(), 2, "{file}"),
+                    407 => assert_eq!(resp.all(HeaderName::ProxyAuthenticate).count(), 2, "{file}"),
+                    405 | 501 => assert!(has(HeaderName::Allow), "{file}"),
+                    420 => assert!(has(HeaderName::Unsupported), "{file}"),
+                    415 => assert!(has(HeaderName::Accept), "{file}"),
+                    200 => assert!(
+                        has(HeaderName::Allow)
+                            && has(HeaderName::Accept)
+                            && resp.all(HeaderName::Supported).next().is_some(),
+                        "{file}"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unsupported_require_lists_every_tag() {
+    let mut ep = endpoint();
+    ep.on_message(
+        &load("bext01.dat"),
+        Origin {
+            reply_to: 1,
+            source: "192.0.2.1:5060".parse().unwrap(),
+        },
+        Instant::now(),
+    );
+    let t = ep.poll_transmit().unwrap();
+    let resp = Message::parse(&t.bytes).unwrap();
+    let tags: Vec<_> = resp.list(HeaderName::Unsupported).collect();
+    assert_eq!(tags, ["nothingSupportsThis", "nothingSupportsThisEither"]);
+}
+
+#[test]
+fn stale_nonce_is_flagged_and_unknown_credentials_get_403() {
+    let mut ep = endpoint();
+    let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+    let start = Instant::now();
+    let reg = |auth: &str| {
+        format!(
+        "REGISTER sip:mgw.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:u1@mgw.test>;tag=a\r\n\
+         To: <sip:u1@mgw.test>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n{auth}Content-Length: 0\r\n\r\n").into_bytes()
+    };
+    ep.on_message(
+        &reg(""),
+        Origin {
+            reply_to: 1,
+            source: src,
+        },
+        start,
+    );
+    let t = ep.poll_transmit().unwrap();
+    let r = Message::parse(&t.bytes).unwrap();
+    let challenge = r.header(HeaderName::WwwAuthenticate).unwrap();
+    assert!(challenge.contains("SHA-256"));
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let auth = format!("Authorization: Digest username=\"u1\", realm=\"mgw.test\", nonce=\"{nonce}\", uri=\"sip:mgw.test\", response=\"00\"\r\n");
+    ep.on_message(
+        &reg(&auth),
+        Origin {
+            reply_to: 1,
+            source: src,
+        },
+        start + Duration::from_secs(1),
+    );
+    assert_eq!(
+        Message::parse(&ep.poll_transmit().unwrap().bytes)
+            .unwrap()
+            .status(),
+        Some(403)
+    );
+    ep.on_message(
+        &reg(&auth),
+        Origin {
+            reply_to: 1,
+            source: src,
+        },
+        start + Duration::from_secs(60),
+    );
+    let t = ep.poll_transmit().unwrap();
+    let r = Message::parse(&t.bytes).unwrap();
+    assert_eq!(r.status(), Some(401));
+    assert!(r
+        .header(HeaderName::WwwAuthenticate)
+        .unwrap()
+        .contains("stale=true"));
+}
