@@ -64,7 +64,7 @@ impl NonceKey {
         };
         let mut expect = String::with_capacity(MAC_HEX);
         push_hex(&mut expect, &self.mac(issued, realm));
-        if !constant_time_eq(expect.as_bytes(), nonce[TS_HEX..].as_bytes()) {
+        if !constant_time_eq(expect.as_bytes(), &nonce.as_bytes()[TS_HEX..]) {
             return NonceCheck::Forged;
         }
         if issued > now_ms.saturating_add(1000) || now_ms - issued.min(now_ms) > lifetime_ms {
