@@ -123,10 +123,10 @@ fn compare(buf: &[u8]) -> Result<(), String> {
     if our_branch != their_branch {
         return Err(format!("branch {our_branch:?} vs {their_branch:?}"));
     }
-    if ours.headers().len() != theirs.headers().iter().count() {
+    if ours.header_count() != theirs.headers().iter().count() {
         return Err(format!(
             "header count {} vs {}",
-            ours.headers().len(),
+            ours.header_count(),
             theirs.headers().iter().count()
         ));
     }

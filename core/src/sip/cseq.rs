@@ -16,9 +16,7 @@ pub struct CSeqError;
 impl<'a> CSeq<'a> {
     pub fn parse(value: &'a str) -> Result<CSeq<'a>, CSeqError> {
         let s = lex::trim(value);
-        let end = s
-            .find(|c: char| c.is_ascii() && lex::is_lws(c as u8))
-            .ok_or(CSeqError)?;
+        let end = lex::find_lws(s).ok_or(CSeqError)?;
         let seq = lex::parse_u32(&s[..end])
             .filter(|&n| n < 1 << 31)
             .ok_or(CSeqError)?;

@@ -3,22 +3,69 @@
 //! Header values are slices of the received datagram, so a folded value still contains its CRLF;
 //! every rule here therefore treats CR and LF as linear white space.
 
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    t
+}
+
+static TOKEN: [bool; 256] = token_table();
+
 /// `token` characters (RFC 3261 section 25.1).
-pub const fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+#[inline]
+pub fn is_token(b: u8) -> bool {
+    TOKEN[usize::from(b)]
 }
 
 /// Linear white space, including the CRLF of a folded line.
+#[inline]
 pub const fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 pub fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut j = b.len();
+    while i < j && is_lws(b[i]) {
+        i += 1;
+    }
+    while j > i && is_lws(b[j - 1]) {
+        j -= 1;
+    }
+    // Only ASCII whitespace was skipped, so both ends are char boundaries.
+    &s[i..j]
+}
+
+pub fn trim_bytes(b: &[u8]) -> &[u8] {
+    let mut i = 0;
+    let mut j = b.len();
+    while i < j && is_lws(b[i]) {
+        i += 1;
+    }
+    while j > i && is_lws(b[j - 1]) {
+        j -= 1;
+    }
+    &b[i..j]
+}
+
+/// Position of the first `b` in `s` (ASCII only; a memchr instead of a char search).
+pub fn find(s: &str, b: u8) -> Option<usize> {
+    memchr::memchr(b, s.as_bytes())
+}
+
+/// Position of the first LWS octet in `s`.
+pub fn find_lws(s: &str) -> Option<usize> {
+    s.bytes().position(is_lws)
 }
 
 pub fn is_token_str(s: &str) -> bool {
@@ -59,26 +106,22 @@ impl<'a> Iterator for SplitOutside<'a> {
         let s = self.rest?;
         let b = s.as_bytes();
         let mut i = 0;
-        let mut in_angle = false;
-        while i < b.len() {
-            match b[i] {
-                b'"' => match quoted_len(&b[i..]) {
-                    Some(n) => i += n,
+        // Jump between the only octets that matter: the separator, quotes and '<'.
+        while let Some(off) = memchr::memchr3(self.sep, b'"', b'<', &b[i..]) {
+            let at = i + off;
+            match b[at] {
+                b'"' => match quoted_len(&b[at..]) {
+                    Some(n) => i = at + n,
                     None => break,
                 },
-                b'<' => {
-                    in_angle = true;
-                    i += 1;
+                b'<' => match memchr::memchr(b'>', &b[at..]) {
+                    Some(n) => i = at + n + 1,
+                    None => break,
+                },
+                _ => {
+                    self.rest = Some(&s[at + 1..]);
+                    return Some(trim(&s[..at]));
                 }
-                b'>' => {
-                    in_angle = false;
-                    i += 1;
-                }
-                c if c == self.sep && !in_angle => {
-                    self.rest = Some(&s[i + 1..]);
-                    return Some(trim(&s[..i]));
-                }
-                _ => i += 1,
             }
         }
         self.rest = None;
@@ -116,10 +159,14 @@ pub fn escapes_valid(s: &[u8]) -> bool {
 
 /// Parses a run of ASCII digits as u32; `None` on empty, non-digit or overflow.
 pub fn parse_u32(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    parse_u32_bytes(s.as_bytes())
+}
+
+pub fn parse_u32_bytes(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.bytes().try_fold(0u32, |acc, d| {
+    s.iter().try_fold(0u32, |acc, d| {
         acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
     })
 }

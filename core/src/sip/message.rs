@@ -1,6 +1,6 @@
 //! The message: start line, header fields and body, all borrowed from the received bytes.
 
-use arrayvec::ArrayVec;
+use smallvec::SmallVec;
 
 use super::error::ParseError;
 use super::header::{Header, HeaderName};
@@ -8,9 +8,24 @@ use super::lex;
 use super::method::Method;
 use super::MAX_MESSAGE_SIZE;
 
-/// Header fields kept per message. Fixed so that parsing never allocates; a message with more
-/// fields is answered 400 "Too many header fields".
-pub const MAX_HEADERS: usize = 128;
+/// Header fields kept inline per message: parsing allocates nothing up to this many (every
+/// torture message and any phone's traffic fits); beyond it the index spills to the heap.
+pub const INLINE_HEADERS: usize = 64;
+
+/// A hard bound on fields per message, against memory exhaustion: 400 "Too many header fields".
+pub const MAX_HEADERS: usize = 1024;
+
+/// Where one header field lies in the header section, as offsets (4 bytes each instead of
+/// 16-byte slices keeps the inline index small enough to move cheaply).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    start: u32,
+    end: u32,
+    /// Name length and value offset from `start`; header lines are at most 64 KiB.
+    name_len: u16,
+    value_off: u16,
+    name: HeaderName,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestLine<'a> {
@@ -37,7 +52,9 @@ pub enum StartLine<'a> {
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
     pub start: StartLine<'a>,
-    headers: ArrayVec<Header<'a>, MAX_HEADERS>,
+    /// The header section, starting right after the start line's CRLF.
+    head: &'a str,
+    slots: SmallVec<[Slot; INLINE_HEADERS]>,
     pub body: &'a [u8],
     /// The octets of this message; trailing octets of a datagram are not included.
     pub raw: &'a [u8],
@@ -53,30 +70,35 @@ impl<'a> Message<'a> {
         if buf.is_empty() {
             return Err(ParseError::Empty);
         }
-        let (head, body_start) = match memchr::memmem::find(buf, b"\r\n\r\n") {
-            Some(i) => (&buf[..i], i + 4),
-            // A datagram without the empty line: the header section runs to its end.
-            None => (buf, buf.len()),
-        };
-        let head = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;
-        let (first, mut rest) = match head.find("\r\n") {
-            Some(i) => (&head[..i], &head[i + 2..]),
-            None => (head, ""),
-        };
+        // The start line ends at the first LF; the header section at the first empty line.
+        let first_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+        let first = &buf[..first_end];
+        let first = first.strip_suffix(b"\r").unwrap_or(first);
+        let first = std::str::from_utf8(first).map_err(|_| ParseError::NotUtf8)?;
         let start = parse_start_line(first)?;
-
-        let mut headers = ArrayVec::new();
+        let head_start = (first_end + 1).min(buf.len());
+        let bytes = &buf[head_start..];
+        let mut slots: SmallVec<[Slot; INLINE_HEADERS]> = SmallVec::new();
         let mut content_length = None;
-        while !rest.is_empty() {
+        let mut pos = 0;
+        // Where the header section ends (at the empty line) and the body begins.
+        let mut head_len = bytes.len();
+        let mut body_start = buf.len();
+        while pos < bytes.len() {
+            if bytes[pos] == b'\n' || bytes[pos..].starts_with(b"\r\n") {
+                head_len = pos;
+                body_start = head_start + pos + if bytes[pos] == b'\n' { 1 } else { 2 };
+                break;
+            }
             // A header runs until a line break that is not followed by whitespace (folding).
-            let mut end = 0;
-            let bytes = rest.as_bytes();
+            let line_start = pos;
+            let mut scan = pos;
             let line_end = loop {
-                match memchr::memchr(b'\n', &bytes[end..]) {
+                match memchr::memchr(b'\n', &bytes[scan..]) {
                     Some(i) => {
-                        let nl = end + i;
+                        let nl = scan + i;
                         if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) {
-                            end = nl + 1;
+                            scan = nl + 1;
                             continue;
                         }
                         break nl;
@@ -84,33 +106,60 @@ impl<'a> Message<'a> {
                     None => break bytes.len(),
                 }
             };
-            let line = rest[..line_end].trim_end_matches('\r');
-            rest = rest.get(line_end + 1..).unwrap_or("");
-            let header = parse_header_line(line)?;
-            if header.name == HeaderName::ContentLength {
-                let n =
-                    lex::parse_u32(lex::trim(header.value)).ok_or(ParseError::BadContentLength)?;
+            pos = line_end + 1;
+            let end = if line_end > line_start && bytes[line_end - 1] == b'\r' {
+                line_end - 1
+            } else {
+                line_end
+            };
+            let line = &bytes[line_start..end];
+            let colon = memchr::memchr(b':', line)
+                .filter(|&c| c < usize::from(u16::MAX))
+                .ok_or(ParseError::BadHeaderLine)?;
+            let mut name_end = colon;
+            while name_end > 0 && matches!(line[name_end - 1], b' ' | b'\t') {
+                name_end -= 1;
+            }
+            let raw_name = &line[..name_end];
+            if raw_name.is_empty() || !raw_name.iter().all(|&b| lex::is_token(b)) {
+                return Err(ParseError::BadHeaderLine);
+            }
+            let name = HeaderName::from_bytes(raw_name);
+            if name == HeaderName::ContentLength {
+                let n = lex::parse_u32_bytes(lex::trim_bytes(&line[colon + 1..]))
+                    .ok_or(ParseError::BadContentLength)?;
                 if content_length.is_some_and(|c| c != n) {
                     return Err(ParseError::DuplicateHeader(HeaderName::ContentLength));
                 }
                 content_length = Some(n);
             }
-            headers
-                .try_push(header)
-                .map_err(|_| ParseError::TooManyHeaders)?;
+            if slots.len() == MAX_HEADERS {
+                return Err(ParseError::TooManyHeaders);
+            }
+            // Offsets fit u32: the message is at most MAX_MESSAGE_SIZE octets.
+            slots.push(Slot {
+                name,
+                start: line_start as u32,
+                name_len: name_end as u16,
+                value_off: (colon + 1) as u16,
+                end: end as u32,
+            });
         }
 
+        // Validated once here, so every accessor can hand out &str without checks.
+        let head = std::str::from_utf8(&bytes[..head_len]).map_err(|_| ParseError::NotUtf8)?;
         let available = buf.len().saturating_sub(body_start);
         let body_len = match content_length {
             Some(n) if n as usize > available => return Err(ParseError::Truncated),
             Some(n) => n as usize,
             None => available,
         };
-        let end = body_start.min(buf.len()) + body_len;
+        let end = body_start + body_len;
         Ok(Message {
             start,
-            headers,
-            body: &buf[body_start.min(buf.len())..end],
+            head,
+            slots,
+            body: &buf[body_start..end],
             raw: &buf[..end],
         })
     }
@@ -133,32 +182,50 @@ impl<'a> Message<'a> {
         }
     }
 
-    pub fn headers(&self) -> &[Header<'a>] {
-        &self.headers
+    fn header_at(&self, s: &Slot) -> Header<'a> {
+        let head = self.head;
+        Header {
+            name: s.name,
+            raw_name: &head[s.start as usize..s.start as usize + usize::from(s.name_len)],
+            value: &head[s.start as usize + usize::from(s.value_off)..s.end as usize],
+        }
+    }
+
+    fn value_at(&self, s: &Slot) -> &'a str {
+        let head = self.head;
+        lex::trim(&head[s.start as usize + usize::from(s.value_off)..s.end as usize])
+    }
+
+    /// Every header field in order of appearance.
+    pub fn headers(&self) -> impl Iterator<Item = Header<'a>> + '_ {
+        self.slots.iter().map(|s| self.header_at(s))
+    }
+
+    pub fn header_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// The first value of a header, trimmed.
     pub fn header(&self, name: HeaderName) -> Option<&'a str> {
-        self.headers
+        self.slots
             .iter()
-            .find(|h| h.name == name)
-            .map(|h| lex::trim(h.value))
+            .find(|s| s.name == name)
+            .map(|s| self.value_at(s))
     }
 
     /// A header that is not in the known set, by case-insensitive name.
     pub fn header_by_name(&self, name: &str) -> Option<&'a str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|h| h.raw_name.eq_ignore_ascii_case(name))
             .map(|h| lex::trim(h.value))
     }
 
     /// Every field with this name, in order, each as received (not split at commas).
     pub fn all(&self, name: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
-        self.headers
+        self.slots
             .iter()
-            .filter(move |h| h.name == name)
-            .map(|h| lex::trim(h.value))
+            .filter(move |s| s.name == name)
+            .map(|s| self.value_at(s))
     }
 
     /// Every element of a comma-list header, over all its fields, in order (RFC 3261 7.3.1).
@@ -205,9 +272,13 @@ impl<'a> Message<'a> {
 
 fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
-        let (version, rest) = rest.split_once(' ').ok_or(ParseError::BadStatusLine)?;
-        check_version(version, ParseError::BadStatusLine)?;
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let sp = lex::find(rest, b' ').ok_or(ParseError::BadStatusLine)?;
+        check_version(&rest[..sp], ParseError::BadStatusLine)?;
+        let rest = &rest[sp + 1..];
+        let (code, reason) = match lex::find(rest, b' ') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
         if code.len() != 3 {
             return Err(ParseError::BadStatusLine);
         }
@@ -221,13 +292,11 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
         }));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces.
-    let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ParseError::BadRequestLine);
-    };
-    if !lex::is_token_str(method) || uri.is_empty() {
+    let b = line.as_bytes();
+    let sp1 = memchr::memchr(b' ', b).ok_or(ParseError::BadRequestLine)?;
+    let sp2 = sp1 + 1 + memchr::memchr(b' ', &b[sp1 + 1..]).ok_or(ParseError::BadRequestLine)?;
+    let (method, uri, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
+    if !lex::is_token_str(method) || uri.is_empty() || lex::find(version, b' ').is_some() {
         return Err(ParseError::BadRequestLine);
     }
     let version = version
@@ -243,7 +312,8 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
 
 /// `1*DIGIT "." 1*DIGIT`: 2.0 is served, any other well-formed version gets 505.
 fn check_version(v: &str, malformed: ParseError) -> Result<(), ParseError> {
-    let (major, minor) = v.split_once('.').ok_or(malformed)?;
+    let dot = lex::find(v, b'.').ok_or(malformed)?;
+    let (major, minor) = (&v[..dot], &v[dot + 1..]);
     if lex::parse_u32(major).is_none() || lex::parse_u32(minor).is_none() {
         return Err(malformed);
     }
@@ -251,17 +321,4 @@ fn check_version(v: &str, malformed: ParseError) -> Result<(), ParseError> {
         return Err(ParseError::UnsupportedVersion);
     }
     Ok(())
-}
-
-fn parse_header_line(line: &str) -> Result<Header<'_>, ParseError> {
-    let colon = line.find(':').ok_or(ParseError::BadHeaderLine)?;
-    let raw_name = line[..colon].trim_end_matches([' ', '\t']);
-    if !lex::is_token_str(raw_name) {
-        return Err(ParseError::BadHeaderLine);
-    }
-    Ok(Header {
-        name: HeaderName::from_bytes(raw_name.as_bytes()),
-        raw_name,
-        value: &line[colon + 1..],
-    })
 }

@@ -36,7 +36,7 @@ impl<'a> NameAddr<'a> {
         let (display, after_display) = if b.first() == Some(&b'"') {
             let n = lex::quoted_len(b).ok_or(NameAddrError::UnterminatedQuote)?;
             (Some(&s[..n]), lex::trim(&s[n..]))
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = lex::find(s, b'<') {
             let d = lex::trim(&s[..lt]);
             if !d.bytes().all(|c| lex::is_token(c) || lex::is_lws(c)) {
                 return Err(NameAddrError::BadDisplayName);
@@ -47,7 +47,7 @@ impl<'a> NameAddr<'a> {
         };
 
         if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(NameAddrError::MissingAngle)?;
+            let gt = lex::find(inner, b'>').ok_or(NameAddrError::MissingAngle)?;
             let uri_str = &inner[..gt];
             if uri_str.bytes().any(lex::is_lws) {
                 return Err(NameAddrError::SpaceInAddrSpec);
@@ -66,7 +66,7 @@ impl<'a> NameAddr<'a> {
             return Err(NameAddrError::MissingAngle);
         }
         // addr-spec: its own ';' starts header parameters, so the URI ends there.
-        let end = s.find(';').unwrap_or(s.len());
+        let end = lex::find(s, b';').unwrap_or(s.len());
         let uri_str = lex::trim(&s[..end]);
         if uri_str.contains(['?', ',']) {
             return Err(NameAddrError::UnbracketedUriWithHeaders);
@@ -83,6 +83,15 @@ impl<'a> NameAddr<'a> {
             params,
             bracketed: false,
         })
+    }
+
+    /// Character-level grammar of the URI and parameters, checked once by [`super::validate`].
+    pub fn check(&self) -> Result<(), NameAddrError> {
+        self.uri.check().map_err(|_| NameAddrError::BadUri)?;
+        if !self.params.validate() {
+            return Err(NameAddrError::BadParams);
+        }
+        Ok(())
     }
 
     pub fn tag(&self) -> Option<&'a str> {
@@ -102,9 +111,6 @@ impl<'a> NameAddr<'a> {
 fn check_header_params(p: Params<'_>) -> Result<(), NameAddrError> {
     let rest = lex::trim(p.as_str());
     if !rest.is_empty() && !rest.starts_with(';') {
-        return Err(NameAddrError::BadParams);
-    }
-    if !p.validate() {
         return Err(NameAddrError::BadParams);
     }
     Ok(())
@@ -151,7 +157,7 @@ mod tests {
             Err(NameAddrError::UnbracketedUriWithHeaders)
         );
         assert_eq!(
-            NameAddr::parse("\"Joe\" <sip:joe@example.org>;;;;"),
+            NameAddr::parse("\"Joe\" <sip:joe@example.org>;;;;").and_then(|n| n.check()),
             Err(NameAddrError::BadParams)
         );
     }

@@ -32,10 +32,10 @@ impl<'a> Params<'a> {
         let empty = lex::trim(s).is_empty();
         lex::split_outside(s, b';')
             .filter(move |_| !empty)
-            .map(|p| match p.split_once('=') {
-                Some((n, v)) => Param {
-                    name: lex::trim(n),
-                    value: Some(lex::trim(v)),
+            .map(|p| match lex::find(p, b'=') {
+                Some(eq) => Param {
+                    name: lex::trim(&p[..eq]),
+                    value: Some(lex::trim(&p[eq + 1..])),
                 },
                 None => Param {
                     name: p,

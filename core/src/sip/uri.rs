@@ -159,7 +159,7 @@ const fn is_header_char(b: u8) -> bool {
 
 impl<'a> Uri<'a> {
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
-        let colon = s.find(':').ok_or(UriError::NoScheme)?;
+        let colon = lex::find(s, b':').ok_or(UriError::NoScheme)?;
         let scheme_str = &s[..colon];
         let valid_scheme = scheme_str
             .bytes()
@@ -199,7 +199,7 @@ impl<'a> Uri<'a> {
             });
         };
         if scheme == Scheme::Tel {
-            let (number, params) = match rest.find(';') {
+            let (number, params) = match lex::find(rest, b';') {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, ""),
             };
@@ -211,17 +211,13 @@ impl<'a> Uri<'a> {
             if !valid_number {
                 return Err(UriError::BadUser);
             }
-            let params = Params(params);
-            if !params.validate() {
-                return Err(UriError::BadParams);
-            }
             return Ok(Uri {
                 scheme,
                 user: Some(number),
                 password: None,
                 host: "",
                 port: None,
-                params,
+                params: Params(params),
                 headers: None,
                 opaque: "",
                 raw: s,
@@ -230,11 +226,11 @@ impl<'a> Uri<'a> {
 
         // '@' cannot appear unescaped after the userinfo, while the user part may hold '?' and
         // ';' (RFC 4475 section 3.1.1.2), so the userinfo is split off first.
-        let (userinfo, after_user) = match rest.find('@') {
+        let (userinfo, after_user) = match lex::find(rest, b'@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
         };
-        let (hostpart, headers) = match after_user.find('?') {
+        let (hostpart, headers) = match lex::find(after_user, b'?') {
             Some(i) => (&after_user[..i], Some(&after_user[i + 1..])),
             None => (after_user, None),
         };
@@ -242,24 +238,18 @@ impl<'a> Uri<'a> {
             None => (None, None),
             Some(ui) => {
                 // The user part may hold ';' (RFC 4475 3.1.1.9) but the password starts at ':'.
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match lex::find(ui, b':') {
                     Some(i) => (&ui[..i], Some(&ui[i + 1..])),
                     None => (ui, None),
                 };
-                if u.is_empty()
-                    || !u.bytes().all(is_user_char)
-                    || !lex::escapes_valid(u.as_bytes())
-                    || p.is_some_and(|p| {
-                        !p.bytes().all(is_password_char) || !lex::escapes_valid(p.as_bytes())
-                    })
-                {
+                if u.is_empty() {
                     return Err(UriError::BadUser);
                 }
                 (Some(u), p)
             }
         };
         let (host, after_host) = if hostpart.starts_with('[') {
-            let close = hostpart.find(']').ok_or(UriError::BadHost)?;
+            let close = lex::find(hostpart, b']').ok_or(UriError::BadHost)?;
             let inner = &hostpart[1..close];
             if inner.is_empty()
                 || !inner
@@ -270,7 +260,7 @@ impl<'a> Uri<'a> {
             }
             (&hostpart[..=close], &hostpart[close + 1..])
         } else {
-            let end = hostpart.find([':', ';']).unwrap_or(hostpart.len());
+            let end = memchr::memchr2(b':', b';', hostpart.as_bytes()).unwrap_or(hostpart.len());
             let h = &hostpart[..end];
             if h.is_empty()
                 || !h
@@ -283,7 +273,7 @@ impl<'a> Uri<'a> {
             (h, &hostpart[end..])
         };
         let (port, params) = if let Some(p) = after_host.strip_prefix(':') {
-            let end = p.find(';').unwrap_or(p.len());
+            let end = lex::find(p, b';').unwrap_or(p.len());
             let port = lex::parse_u32(&p[..end])
                 .filter(|&n| n <= 65535)
                 .ok_or(UriError::BadPort)?;
@@ -294,26 +284,53 @@ impl<'a> Uri<'a> {
         if !params.is_empty() && !params.starts_with(';') {
             return Err(UriError::BadHost);
         }
-        let params = Params(params);
-        if !params.0.bytes().all(is_param_char) || !params.validate_uri() {
-            return Err(UriError::BadParams);
-        }
-        if let Some(h) = headers {
-            if h.is_empty() || !h.bytes().all(is_header_char) || !lex::escapes_valid(h.as_bytes()) {
-                return Err(UriError::BadHeaders);
-            }
-        }
         Ok(Uri {
             scheme,
             user,
             password,
             host,
             port,
-            params,
+            params: Params(params),
             headers,
             opaque: "",
             raw: s,
         })
+    }
+
+    /// Character-level grammar (RFC 3261 section 25.1: user, password, uri-parameter, header
+    /// characters and escapes). [`Uri::parse`] only finds the parts; this runs once per message
+    /// from [`super::validate`], not on every access.
+    pub fn check(&self) -> Result<(), UriError> {
+        match self.scheme {
+            Scheme::Other(_) => return Ok(()),
+            Scheme::Tel => {
+                return if self.params.validate() {
+                    Ok(())
+                } else {
+                    Err(UriError::BadParams)
+                };
+            }
+            Scheme::Sip | Scheme::Sips => {}
+        }
+        if let Some(u) = self.user {
+            if !u.bytes().all(is_user_char) || !lex::escapes_valid(u.as_bytes()) {
+                return Err(UriError::BadUser);
+            }
+        }
+        if let Some(p) = self.password {
+            if !p.bytes().all(is_password_char) || !lex::escapes_valid(p.as_bytes()) {
+                return Err(UriError::BadUser);
+            }
+        }
+        if !self.params.0.bytes().all(is_param_char) || !self.params.validate_uri() {
+            return Err(UriError::BadParams);
+        }
+        if let Some(h) = self.headers {
+            if h.is_empty() || !h.bytes().all(is_header_char) || !lex::escapes_valid(h.as_bytes()) {
+                return Err(UriError::BadHeaders);
+            }
+        }
+        Ok(())
     }
 
     /// The host interpreted: an IP address (brackets removed) or a name.
@@ -408,7 +425,9 @@ mod tests {
     fn rejects_unbracketed_ipv6_and_bad_ports() {
         assert_eq!(Uri::parse("sip:2001:db8::10"), Err(UriError::BadPort));
         assert_eq!(Uri::parse("sip:a@b:99999"), Err(UriError::BadPort));
-        assert!(Uri::parse("sip:user@example.com; lr").is_err());
+        assert!(Uri::parse("sip:user@example.com; lr")
+            .and_then(|u| u.check())
+            .is_err());
         assert!(Uri::parse("sip:").is_err());
     }
 

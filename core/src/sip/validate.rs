@@ -15,6 +15,7 @@ pub fn request(msg: &Message<'_>) -> Result<(), ParseError> {
         return Err(ParseError::BadRequestLine);
     };
     let uri = Uri::parse(line.uri).map_err(|_| ParseError::BadRequestUri)?;
+    uri.check().map_err(|_| ParseError::BadRequestUri)?;
     if uri.headers.is_some() {
         return Err(ParseError::HeadersInRequestUri);
     }
@@ -35,12 +36,16 @@ pub fn request(msg: &Message<'_>) -> Result<(), ParseError> {
     }
     for c in msg.list(HeaderName::Contact) {
         if c != "*" {
-            NameAddr::parse(c).map_err(|_| ParseError::BadHeader(HeaderName::Contact))?;
+            NameAddr::parse(c)
+                .and_then(|n| n.check())
+                .map_err(|_| ParseError::BadHeader(HeaderName::Contact))?;
         }
     }
     for name in [HeaderName::Route, HeaderName::RecordRoute, HeaderName::Path] {
         for r in msg.list(name) {
-            NameAddr::parse(r).map_err(|_| ParseError::BadHeader(name))?;
+            NameAddr::parse(r)
+                .and_then(|n| n.check())
+                .map_err(|_| ParseError::BadHeader(name))?;
         }
     }
     Ok(())
@@ -70,18 +75,26 @@ fn common(msg: &Message<'_>) -> Result<(), ParseError> {
             return Err(ParseError::MissingHeader(name));
         }
     }
-    let headers = msg.headers();
-    for (i, h) in headers.iter().enumerate() {
-        if h.name.is_single() && headers[..i].iter().any(|e| e.name == h.name) {
-            return Err(ParseError::DuplicateHeader(h.name));
+    let mut seen = [false; HeaderName::Other as usize];
+    for h in msg.headers() {
+        if h.name.is_single() {
+            let slot = &mut seen[h.name as usize];
+            if *slot {
+                return Err(ParseError::DuplicateHeader(h.name));
+            }
+            *slot = true;
         }
     }
     for v in msg.list(HeaderName::Via) {
-        Via::parse(v).map_err(|_| ParseError::BadHeader(HeaderName::Via))?;
+        Via::parse(v)
+            .and_then(|v| v.check())
+            .map_err(|_| ParseError::BadHeader(HeaderName::Via))?;
     }
     for name in [HeaderName::From, HeaderName::To] {
         let v = msg.header(name).ok_or(ParseError::MissingHeader(name))?;
-        NameAddr::parse(v).map_err(|_| ParseError::BadHeader(name))?;
+        NameAddr::parse(v)
+            .and_then(|n| n.check())
+            .map_err(|_| ParseError::BadHeader(name))?;
     }
     let call_id = msg.call_id().unwrap_or("");
     if call_id.is_empty() || call_id.bytes().any(lex::is_lws) {

@@ -33,9 +33,7 @@ impl<'a> Via<'a> {
         let protocol = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
         let version = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
         let rest = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
-        let t_end = rest
-            .find(|c: char| c.is_ascii() && lex::is_lws(c as u8))
-            .ok_or(ViaError::BadSentBy)?;
+        let t_end = lex::find_lws(rest).ok_or(ViaError::BadSentBy)?;
         let transport = &rest[..t_end];
         if !lex::is_token_str(protocol)
             || !lex::is_token_str(version)
@@ -44,13 +42,10 @@ impl<'a> Via<'a> {
             return Err(ViaError::BadProtocol);
         }
         let rest = lex::trim(&rest[t_end..]);
-        let sent_by_end = rest.find(';').unwrap_or(rest.len());
+        let sent_by_end = lex::find(rest, b';').unwrap_or(rest.len());
         let sent_by = lex::trim(&rest[..sent_by_end]);
         let (host, port) = split_host_port(sent_by).ok_or(ViaError::BadSentBy)?;
         let params = Params(&rest[sent_by_end..]);
-        if !params.validate() {
-            return Err(ViaError::BadParams);
-        }
         Ok(Via {
             protocol,
             version,
@@ -59,6 +54,15 @@ impl<'a> Via<'a> {
             port,
             params,
         })
+    }
+
+    /// The parameter grammar, checked once by [`super::validate`] rather than on every parse.
+    pub fn check(&self) -> Result<(), ViaError> {
+        if self.params.validate() {
+            Ok(())
+        } else {
+            Err(ViaError::BadParams)
+        }
     }
 
     pub fn branch(&self) -> Option<&'a str> {
@@ -96,7 +100,7 @@ impl<'a> Via<'a> {
 /// Splits `host[:port]` with IPv6 references in brackets.
 pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if s.starts_with('[') {
-        let close = s.find(']')?;
+        let close = lex::find(s, b']')?;
         let inner = &s[1..close];
         if inner.is_empty()
             || !inner
@@ -107,7 +111,7 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         }
         (&s[..=close], &s[close + 1..])
     } else {
-        let end = s.find(':').unwrap_or(s.len());
+        let end = lex::find(s, b':').unwrap_or(s.len());
         (&s[..end], &s[end..])
     };
     if !s.starts_with('[')
@@ -157,7 +161,7 @@ mod tests {
     #[test]
     fn rejects_empty_params() {
         assert_eq!(
-            Via::parse("SIP/2.0/UDP 192.0.2.15;;"),
+            Via::parse("SIP/2.0/UDP 192.0.2.15;;").and_then(|v| v.check()),
             Err(ViaError::BadParams)
         );
         assert!(Via::parse("SIP/2.0/UDP").is_err());
