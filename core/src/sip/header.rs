@@ -71,7 +71,7 @@ const LONGEST: usize = 24;
 /// fixed-size compare decides a name.
 #[inline]
 fn name_hash(len: usize, first: u8, last: u8, mid: u8) -> usize {
-    (len * 1 + usize::from(first) * 2 + usize::from(last) * 38 + usize::from(mid)) % 256
+    (len + usize::from(first) * 2 + usize::from(last) * 38 + usize::from(mid)) % 256
 }
 
 #[rustfmt::skip]
