@@ -8,12 +8,14 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Challenge, ChallengeKind, Credentials, CredentialsError, NonceCheck, NonceKey};
 use crate::sip::{
     validate, HeaderName, Message, Method, ParseError, ReplyContext, ResponseBuilder,
 };
+use crate::transaction::{Action, Incoming, ServerTxId, TimerConfig, TransactionLayer};
 use crate::uas;
 
 /// Settings of one endpoint; every worker gets a clone.
@@ -28,13 +30,15 @@ pub struct EndpointConfig {
     pub nonce_key: NonceKey,
     /// Shared by every worker so nonces issued by one verify on another.
     pub epoch: Instant,
+    pub timers: TimerConfig,
 }
 
-/// A datagram or stream write the driver must perform.
+/// A datagram or stream write the driver must perform. Shared bytes, because a transaction
+/// keeps its last response for retransmission.
 #[derive(Debug)]
 pub struct Transmit<A> {
     pub to: A,
-    pub bytes: Vec<u8>,
+    pub bytes: Arc<[u8]>,
 }
 
 /// Counters the driver exports as metrics.
@@ -45,24 +49,43 @@ pub struct EndpointStats {
     pub malformed: u64,
     pub dropped: u64,
     pub sent: u64,
+    /// Requests absorbed as retransmissions (answered from the transaction).
+    pub retransmissions: u64,
+    /// Server transactions that timed out waiting for an ACK (timer H).
+    pub timeouts: u64,
 }
 
 pub struct Endpoint<A> {
     cfg: EndpointConfig,
+    tx: TransactionLayer<A>,
     out: VecDeque<Transmit<A>>,
+    /// The `now` of the call being handled, so helpers need not thread it through.
+    now: Instant,
     pub stats: EndpointStats,
 }
 
-/// Where a message came from: the driver's reply address and the real source (for `received`).
+/// Where a message came from: the driver's reply address, the real source (for `received`)
+/// and whether the transport is reliable (TCP: no retransmission timers).
 #[derive(Clone, Copy, Debug)]
 pub struct Origin<A> {
     pub reply_to: A,
     pub source: SocketAddr,
+    pub reliable: bool,
+}
+
+/// How a response leaves: through its server transaction, or statelessly when the request
+/// could not form one.
+#[derive(Clone, Copy)]
+enum Via<A> {
+    Tx(ServerTxId),
+    Stateless(A),
 }
 
 impl<A: Clone> Endpoint<A> {
     pub fn new(cfg: EndpointConfig) -> Endpoint<A> {
         Endpoint {
+            tx: TransactionLayer::new(cfg.timers),
+            now: cfg.epoch,
             cfg,
             out: VecDeque::new(),
             stats: EndpointStats::default(),
@@ -71,6 +94,7 @@ impl<A: Clone> Endpoint<A> {
 
     /// Handles one received message (a datagram or a framed stream message).
     pub fn on_message(&mut self, bytes: &[u8], origin: Origin<A>, now: Instant) {
+        self.now = now;
         let parsed = Message::parse(bytes);
         let msg = match parsed {
             Ok(m) => m,
@@ -78,15 +102,33 @@ impl<A: Clone> Endpoint<A> {
         };
         if !msg.is_request() {
             self.stats.responses_received += 1;
-            // No client transactions exist at this layer yet: every response is stray.
-            self.stats.dropped += 1;
+            if validate::response(&msg).is_err() || self.tx.on_response(&msg, now).is_none() {
+                // Stray or broken: dropped (RFC 3261 section 17.1.3). Matched responses go to
+                // the client transaction, whose TU is the registrar or call layer.
+                self.stats.dropped += 1;
+            }
+            self.drain_actions();
             return;
         }
         self.stats.requests += 1;
         if let Err(e) = validate::request(&msg) {
             return self.refuse_unparsable(bytes, e, origin);
         }
-        self.on_request(&msg, origin, now);
+        let via = match self
+            .tx
+            .on_request(&msg, origin.reply_to.clone(), origin.reliable, now)
+        {
+            Incoming::New(id) => Via::Tx(id),
+            Incoming::Absorbed => {
+                self.stats.retransmissions += 1;
+                return self.drain_actions();
+            }
+            // An ACK for a 2xx, or for nothing we know: the dialog layer's, and there is none.
+            Incoming::Ack => return,
+            Incoming::Invalid(_) => Via::Stateless(origin.reply_to.clone()),
+        };
+        self.on_request(&msg, via, origin, now);
+        self.drain_actions();
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit<A>> {
@@ -94,37 +136,74 @@ impl<A: Clone> Endpoint<A> {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        None
+        self.tx.next_deadline()
     }
 
-    pub fn on_timeout(&mut self, _now: Instant) {}
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.tx.on_timeout(now);
+        self.drain_actions();
+    }
 
-    fn on_request(&mut self, msg: &Message<'_>, origin: Origin<A>, now: Instant) {
+    /// Live transactions, for metrics and tests.
+    pub fn transactions(&self) -> usize {
+        self.tx.len()
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(a) = self.tx.poll_action() {
+            match a {
+                Action::Send { to, bytes, .. } => {
+                    self.stats.sent += 1;
+                    self.out.push_back(Transmit { to, bytes });
+                }
+                Action::Timeout { .. } => self.stats.timeouts += 1,
+                Action::ProvisionalTimeout { .. }
+                | Action::TransportError { .. }
+                | Action::Terminated { .. } => {}
+            }
+        }
+    }
+
+    fn on_request(&mut self, msg: &Message<'_>, via: Via<A>, origin: Origin<A>, now: Instant) {
         let Some(method) = msg.method() else { return };
         if let Err(refusal) = uas::screen(msg) {
             let (code, reason) = refusal.status();
             let extra = refusal.extra_headers();
             let headers: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            return self.reply(msg, code, reason, &headers, origin);
+            return self.reply(msg, code, reason, &headers, via, origin);
         }
         let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
         match method {
             Method::Ack => {}
-            Method::Options => self.answer_options(msg, origin),
-            Method::Register => self.authenticate(msg, ChallengeKind::Www, origin, now),
+            Method::Options => self.answer_options(msg, via, origin),
+            Method::Register => self.authenticate(msg, ChallengeKind::Www, via, origin, now),
             // No dialogs or pending INVITEs exist at this layer: RFC 3261 12.2.2 / 9.2.
-            Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => {
-                self.reply(msg, 481, "Call/Transaction Does Not Exist", &[], origin)
-            }
+            Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info => self
+                .reply(
+                    msg,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                    via,
+                    origin,
+                ),
             Method::Notify if !in_dialog => {
-                self.reply(msg, 481, "Subscription Does Not Exist", &[], origin)
+                self.reply(msg, 481, "Subscription Does Not Exist", &[], via, origin)
             }
-            _ if in_dialog => self.reply(msg, 481, "Call/Transaction Does Not Exist", &[], origin),
-            _ => self.authenticate(msg, ChallengeKind::Proxy, origin, now),
+            _ if in_dialog => self.reply(
+                msg,
+                481,
+                "Call/Transaction Does Not Exist",
+                &[],
+                via,
+                origin,
+            ),
+            _ => self.authenticate(msg, ChallengeKind::Proxy, via, origin, now),
         }
     }
 
-    fn answer_options(&mut self, msg: &Message<'_>, origin: Origin<A>) {
+    fn answer_options(&mut self, msg: &Message<'_>, via: Via<A>, origin: Origin<A>) {
         let allow = uas::allow_header();
         let supported = uas::SUPPORTED.join(", ");
         self.reply(
@@ -138,6 +217,7 @@ impl<A: Clone> Endpoint<A> {
                 ("Accept-Language", "en"),
                 ("Supported", &supported),
             ],
+            via,
             origin,
         );
     }
@@ -149,6 +229,7 @@ impl<A: Clone> Endpoint<A> {
         &mut self,
         msg: &Message<'_>,
         kind: ChallengeKind,
+        via: Via<A>,
         origin: Origin<A>,
         now: Instant,
     ) {
@@ -161,7 +242,7 @@ impl<A: Clone> Endpoint<A> {
         for value in msg.all(header) {
             match Credentials::parse(value) {
                 Err(CredentialsError::NotDigest) => continue,
-                Err(_) => return self.reply(msg, 400, "Malformed credentials", &[], origin),
+                Err(_) => return self.reply(msg, 400, "Malformed credentials", &[], via, origin),
                 Ok(c) if c.realm != self.cfg.domain => continue,
                 Ok(c) => {
                     match self.cfg.nonce_key.check(
@@ -173,7 +254,7 @@ impl<A: Clone> Endpoint<A> {
                         NonceCheck::Stale => stale = true,
                         NonceCheck::Forged => {}
                         NonceCheck::Valid => {
-                            return self.reply(msg, 403, "Forbidden", &[], origin);
+                            return self.reply(msg, 403, "Forbidden", &[], via, origin);
                         }
                     }
                 }
@@ -192,6 +273,7 @@ impl<A: Clone> Endpoint<A> {
             code,
             reason,
             &[(kind.header(), &values[0]), (kind.header(), &values[1])],
+            via,
             origin,
         );
     }
@@ -206,6 +288,7 @@ impl<A: Clone> Endpoint<A> {
         code: u16,
         reason: &str,
         headers: &[(&str, &str)],
+        via: Via<A>,
         origin: Origin<A>,
     ) {
         let tag = to_tag(req);
@@ -224,12 +307,22 @@ impl<A: Clone> Endpoint<A> {
             b = b.header(n, v);
         }
         b.header("Server", &self.cfg.server).finish(None, b"");
-        self.push(origin.reply_to, bytes);
+        match via {
+            Via::Tx(id) => {
+                if self.tx.respond(id, code, bytes, self.now).is_err() {
+                    self.stats.dropped += 1;
+                }
+            }
+            Via::Stateless(to) => self.push(to, bytes),
+        }
     }
 
     fn push(&mut self, to: A, bytes: Vec<u8>) {
         self.stats.sent += 1;
-        self.out.push_back(Transmit { to, bytes });
+        self.out.push_back(Transmit {
+            to,
+            bytes: bytes.into(),
+        });
     }
 
     /// Answers a request that failed parsing or validation, copying what can be found of its

@@ -89,6 +89,7 @@ fn endpoint() -> Endpoint<u32> {
         nonce_lifetime: Duration::from_secs(30),
         nonce_key: NonceKey::new([3; 32]),
         epoch: Instant::now(),
+        timers: Default::default(),
     })
 }
 
@@ -110,6 +111,7 @@ fn every_torture_message_gets_its_verdict() {
             Origin {
                 reply_to: 7,
                 source: src,
+                reliable: false,
             },
             Instant::now(),
         );
@@ -165,6 +167,7 @@ fn unsupported_require_lists_every_tag() {
         Origin {
             reply_to: 1,
             source: "192.0.2.1:5060".parse().unwrap(),
+            reliable: false,
         },
         Instant::now(),
     );
@@ -174,24 +177,33 @@ fn unsupported_require_lists_every_tag() {
     assert_eq!(tags, ["nothingSupportsThis", "nothingSupportsThisEither"]);
 }
 
+fn reg_with(branch: u32, auth: &str) -> Vec<u8> {
+    format!(
+        "REGISTER sip:mgw.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK{branch}\r\n\
+         From: <sip:u1@mgw.test>;tag=a\r\nTo: <sip:u1@mgw.test>\r\nCall-ID: c1\r\n\
+         CSeq: {branch} REGISTER\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn origin() -> Origin<u32> {
+    Origin {
+        reply_to: 1,
+        source: "192.0.2.1:5060".parse().unwrap(),
+        reliable: false,
+    }
+}
+
+fn status_of(ep: &mut Endpoint<u32>) -> Option<u16> {
+    ep.poll_transmit()
+        .and_then(|t| Message::parse(&t.bytes).ok().and_then(|m| m.status()))
+}
+
 #[test]
 fn stale_nonce_is_flagged_and_unknown_credentials_get_403() {
     let mut ep = endpoint();
-    let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
     let start = Instant::now();
-    let reg = |auth: &str| {
-        format!(
-        "REGISTER sip:mgw.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:u1@mgw.test>;tag=a\r\n\
-         To: <sip:u1@mgw.test>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n{auth}Content-Length: 0\r\n\r\n").into_bytes()
-    };
-    ep.on_message(
-        &reg(""),
-        Origin {
-            reply_to: 1,
-            source: src,
-        },
-        start,
-    );
+    ep.on_message(&reg_with(1, ""), origin(), start);
     let t = ep.poll_transmit().unwrap();
     let r = Message::parse(&t.bytes).unwrap();
     let challenge = r.header(HeaderName::WwwAuthenticate).unwrap();
@@ -204,27 +216,18 @@ fn stale_nonce_is_flagged_and_unknown_credentials_get_403() {
         .next()
         .unwrap()
         .to_string();
-    let auth = format!("Authorization: Digest username=\"u1\", realm=\"mgw.test\", nonce=\"{nonce}\", uri=\"sip:mgw.test\", response=\"00\"\r\n");
+    let auth = format!(
+        "Authorization: Digest username=\"u1\", realm=\"mgw.test\", nonce=\"{nonce}\", uri=\"sip:mgw.test\", response=\"00\"\r\n"
+    );
     ep.on_message(
-        &reg(&auth),
-        Origin {
-            reply_to: 1,
-            source: src,
-        },
+        &reg_with(2, &auth),
+        origin(),
         start + Duration::from_secs(1),
     );
-    assert_eq!(
-        Message::parse(&ep.poll_transmit().unwrap().bytes)
-            .unwrap()
-            .status(),
-        Some(403)
-    );
+    assert_eq!(status_of(&mut ep), Some(403));
     ep.on_message(
-        &reg(&auth),
-        Origin {
-            reply_to: 1,
-            source: src,
-        },
+        &reg_with(3, &auth),
+        origin(),
         start + Duration::from_secs(60),
     );
     let t = ep.poll_transmit().unwrap();
@@ -234,4 +237,67 @@ fn stale_nonce_is_flagged_and_unknown_credentials_get_403() {
         .header(HeaderName::WwwAuthenticate)
         .unwrap()
         .contains("stale=true"));
+}
+
+#[test]
+fn retransmitted_request_gets_the_same_response_from_its_transaction() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    ep.on_message(&reg_with(7, ""), origin(), t0);
+    let first = ep.poll_transmit().unwrap().bytes;
+    ep.on_message(&reg_with(7, ""), origin(), t0 + Duration::from_millis(500));
+    let again = ep.poll_transmit().unwrap().bytes;
+    assert_eq!(first, again, "same nonce, same tag: the stored response");
+    assert_eq!(ep.stats.retransmissions, 1);
+    // Timer J (64*T1 on UDP) ends the transaction; nothing is left behind.
+    let mut now = t0;
+    while let Some(d) = ep.next_deadline() {
+        now = d;
+        ep.on_timeout(now);
+    }
+    assert_eq!(ep.transactions(), 0);
+    assert!(now >= t0 + Duration::from_secs(32));
+}
+
+#[test]
+fn invite_challenge_is_retransmitted_until_acked() {
+    let mut ep = endpoint();
+    let t0 = Instant::now();
+    let invite = load("esc01.dat");
+    ep.on_message(&invite, origin(), t0);
+    assert_eq!(status_of(&mut ep), Some(407));
+    // Timer G: the 407 is sent again at T1, 2*T1, ... until an ACK arrives.
+    let g1 = ep.next_deadline().unwrap();
+    assert_eq!(g1, t0 + Duration::from_millis(500));
+    ep.on_timeout(g1);
+    assert_eq!(status_of(&mut ep), Some(407));
+    let text = String::from_utf8_lossy(&invite).into_owned();
+    let m = Message::parse(&invite).unwrap();
+    let to_tag = {
+        ep.on_message(&invite, origin(), g1);
+        let t = ep.poll_transmit().unwrap();
+        Message::parse(&t.bytes)
+            .unwrap()
+            .to()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string()
+    };
+    let ack = format!(
+        "ACK {} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag={to_tag}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        text.split(' ').nth(1).unwrap(),
+        m.header(HeaderName::Via).unwrap(),
+        m.header(HeaderName::From).unwrap(),
+        m.header(HeaderName::To).unwrap(),
+        m.call_id().unwrap(),
+        m.cseq().unwrap().seq,
+    );
+    ep.on_message(ack.as_bytes(), origin(), g1 + Duration::from_millis(10));
+    assert!(ep.poll_transmit().is_none(), "ACK is absorbed");
+    while let Some(d) = ep.next_deadline() {
+        ep.on_timeout(d);
+        assert!(ep.poll_transmit().is_none(), "no 407 after the ACK");
+    }
+    assert_eq!(ep.transactions(), 0);
 }
