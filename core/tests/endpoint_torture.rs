@@ -189,7 +189,7 @@ fn reg_with(branch: u32, auth: &str) -> Vec<u8> {
 fn origin() -> Origin<u32> {
     Origin {
         reply_to: 1,
-        source: "192.0.2.1:5060".parse().unwrap(),
+        source: SocketAddr::from(([192, 0, 2, 1], 5060)),
         reliable: false,
     }
 }
