@@ -1,66 +1,18 @@
 //! Parse throughput: mgw-core against rsip on the same messages, in the same run.
 //!
 //! Two levels are measured: `split` (start line, header fields, body: what every message needs)
-//! and `typed` (plus Via, From, To, CSeq and Call-ID interpreted: what a registrar reads).
+//! and `typed` (plus Via, From, To, CSeq and Call-ID interpreted: what a registrar reads). The
+//! work per side lives in `sides`, shared with the `ir_compare` example.
 
-use std::convert::TryFrom;
+mod sides;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use mgw_bench::sip_corpus;
-use mgw_core::sip::{validate, Message};
-
-fn ours_validated(b: &[u8]) -> usize {
-    Message::parse(b)
-        .map(|m| usize::from(validate::request(&m).is_ok()))
-        .unwrap_or(0)
-}
-use rsip::prelude::*;
-
-fn ours_typed(b: &[u8]) -> usize {
-    let Ok(m) = Message::parse(b) else { return 0 };
-    m.top_via().map_or(0, |v| v.host.len())
-        + m.from().map_or(0, |f| f.uri.host.len())
-        + m.to().map_or(0, |t| t.uri.host.len())
-        + m.cseq().map_or(0, |c| c.seq as usize)
-        + m.call_id().map_or(0, str::len)
-}
-
-fn rsip_typed(b: &[u8]) -> usize {
-    let Ok(m) = rsip::SipMessage::try_from(b) else {
-        return 0;
-    };
-    let via = m
-        .via_header()
-        .ok()
-        .and_then(|v| v.typed().ok())
-        .map_or(0, |v| v.params.len());
-    let from = m
-        .from_header()
-        .ok()
-        .and_then(|f| f.typed().ok())
-        .map_or(0, |f| f.params.len());
-    let to = m
-        .to_header()
-        .ok()
-        .and_then(|t| t.typed().ok())
-        .map_or(0, |t| t.params.len());
-    let cseq = m
-        .cseq_header()
-        .ok()
-        .and_then(|c| c.typed().ok())
-        .map_or(0, |c| c.seq as usize);
-    let cid = m.call_id_header().map_or(0, |c| c.value().len());
-    via + from + to + cseq + cid
-}
+use sides::{ours_split, ours_typed, ours_validated, rsip_split, rsip_typed};
 
 fn bench(c: &mut Criterion) {
     let corpus = sip_corpus();
-    // Only messages both parsers accept are compared, so neither side is timed on a fast reject.
-    let common: Vec<&[u8]> = corpus
-        .iter()
-        .map(|(_, b)| b.as_slice())
-        .filter(|b| Message::parse(b).is_ok() && rsip::SipMessage::try_from(*b).is_ok())
-        .collect();
+    let common = sides::common_corpus(&corpus);
     let bytes: usize = common.iter().map(|b| b.len()).sum();
 
     let mut g = c.benchmark_group("corpus");
@@ -68,22 +20,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("mgw/split", |bn| {
         bn.iter(|| {
             for b in &common {
-                black_box(
-                    Message::parse(black_box(b))
-                        .map(|m| m.header_count())
-                        .unwrap_or(0),
-                );
+                black_box(ours_split(black_box(b)));
             }
         })
     });
     g.bench_function("rsip/split", |bn| {
         bn.iter(|| {
             for b in &common {
-                black_box(
-                    rsip::SipMessage::try_from(black_box(*b))
-                        .map(|m| m.headers().iter().count())
-                        .unwrap_or(0),
-                );
+                black_box(rsip_split(black_box(b)));
             }
         })
     });

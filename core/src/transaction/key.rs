@@ -60,10 +60,16 @@ pub(crate) struct RequestKey<'a> {
 enum Ident<'a> {
     /// The branch starts with the magic cookie, so branch and sent-by alone identify the
     /// transaction (17.2.3).
+    /// RFC 3261 17.2.3 matches on branch, sent-by and method. Call-ID and CSeq number are
+    /// compared as well: a real retransmission (and its ACK or CANCEL) always repeats them, so
+    /// this costs nothing, while it keeps clients that reuse a branch for unrelated requests
+    /// (RFC 4475's own messages do) from being answered with another request's response.
     Rfc3261 {
         branch: &'a str,
         host: &'a str,
         port: Option<u16>,
+        call_id: &'a str,
+        cseq: u32,
     },
     /// An RFC 2543 client: its branch, if any, is not unique, so the fields of the request
     /// that created the transaction are compared instead (17.2.3, last paragraphs).
@@ -89,6 +95,8 @@ impl<'a> RequestKey<'a> {
                 branch,
                 host: via.host,
                 port: via.port,
+                call_id: msg.call_id().ok_or(TxError::MissingCallId)?,
+                cseq: msg.cseq().ok_or(TxError::MissingCSeq)?.seq,
             },
             _ => Ident::Rfc2543 {
                 request_uri: line.uri,
@@ -124,11 +132,19 @@ impl<'a> RequestKey<'a> {
     pub(crate) fn bucket(&self, hasher: &RandomState, tx_method: &str) -> u64 {
         let mut h = hasher.build_hasher();
         match self.ident {
-            Ident::Rfc3261 { branch, host, port } => {
+            Ident::Rfc3261 {
+                branch,
+                host,
+                port,
+                call_id,
+                cseq,
+            } => {
                 h.write_u8(1);
                 write_ci(&mut h, branch);
                 write_ci(&mut h, host);
                 h.write_u32(port.map_or(u32::MAX, u32::from));
+                write_cs(&mut h, call_id);
+                h.write_u32(cseq);
                 write_cs(&mut h, tx_method);
             }
             // Without the method and the To tag: an ACK carries the To tag of the response and
@@ -154,10 +170,18 @@ impl<'a> RequestKey<'a> {
 
     pub(crate) fn to_owned(self) -> ServerKey {
         let ident = match self.ident {
-            Ident::Rfc3261 { branch, host, port } => OwnedIdent::Rfc3261 {
+            Ident::Rfc3261 {
+                branch,
+                host,
+                port,
+                call_id,
+                cseq,
+            } => OwnedIdent::Rfc3261 {
                 branch: branch.into(),
                 host: host.into(),
                 port,
+                call_id: call_id.into(),
+                cseq,
             },
             Ident::Rfc2543 {
                 request_uri,
@@ -195,6 +219,8 @@ enum OwnedIdent {
         branch: Box<str>,
         host: Box<str>,
         port: Option<u16>,
+        call_id: Box<str>,
+        cseq: u32,
     },
     Rfc2543 {
         request_uri: Box<str>,
@@ -229,13 +255,27 @@ impl ServerKey {
         }
         match (&self.ident, &req.ident) {
             (
-                OwnedIdent::Rfc3261 { branch, host, port },
+                OwnedIdent::Rfc3261 {
+                    branch,
+                    host,
+                    port,
+                    call_id,
+                    cseq,
+                },
                 Ident::Rfc3261 {
                     branch: b,
                     host: h,
                     port: p,
+                    call_id: c,
+                    cseq: n,
                 },
-            ) => branch.eq_ignore_ascii_case(b) && host.eq_ignore_ascii_case(h) && port == p,
+            ) => {
+                branch.eq_ignore_ascii_case(b)
+                    && host.eq_ignore_ascii_case(h)
+                    && port == p
+                    && **call_id == **c
+                    && cseq == n
+            }
             (
                 OwnedIdent::Rfc2543 {
                     request_uri,

@@ -231,7 +231,7 @@ impl<A: Clone> TransactionLayer<A> {
                 if is_ack {
                     tx.on_ack(ctx)
                 } else {
-                    tx.on_retransmission(ctx);
+                    tx.on_retransmission(from, ctx);
                     false
                 }
             });

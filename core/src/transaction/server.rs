@@ -62,8 +62,11 @@ impl<A: Clone> ServerTx<A> {
 
     /// The request came again: its sender missed our response, so that is re-sent. Nothing
     /// has been sent in Trying; in Confirmed and Accepted the ACK or the TU's 2xx
-    /// retransmissions already take care of it.
-    pub(crate) fn on_retransmission(&mut self, ctx: &mut Ctx<'_, A>) {
+    /// retransmissions already take care of it. The answer goes to where this copy came from
+    /// (RFC 3581 symmetric response routing), which also follows a NAT that re-mapped the
+    /// client's port between retransmissions.
+    pub(crate) fn on_retransmission(&mut self, from: A, ctx: &mut Ctx<'_, A>) {
+        self.to = from;
         if matches!(self.state, ServerState::Proceeding | ServerState::Completed) {
             if let Some(r) = &self.last_response {
                 ctx.send(&self.to, r);

@@ -1,0 +1,890 @@
+//! mgw configuration: the TOML file's structure, its defaults and its
+//! validation.
+//!
+//! Loading is three steps so that each can be tested on its own:
+//! [`Config::from_toml_str`] parses and validates text (no file system, no
+//! environment), [`Config::apply_env`] applies environment overrides, and
+//! [`Config::check_files`] checks the files the config names. [`Config::load`]
+//! does all three, as `mgw serve` and `mgw config check` need.
+//!
+//! Every section and key has a default (see `default.toml` and
+//! docs/configuration.md), so an empty file is a valid config. Unknown keys
+//! are errors everywhere: a misspelt key silently ignored is a misconfigured
+//! PBX.
+
+mod error;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ConfigError;
+pub use values::{HostPort, Listener, PortRange, Transport, DEFAULT_SIP_PORT};
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The embedded default configuration (`mgw/src/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// Admin token of the default config; mgw warns while it is in use.
+pub const DEFAULT_ADMIN_TOKEN: &str = "change-me";
+
+/// Environment variable that overrides `engine.backend`, so one test suite can
+/// run on both I/O backends.
+pub const ENV_IO_BACKEND: &str = "MGW_IO_BACKEND";
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub sip: SipConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub licences: LicencesConfig,
+    pub accounts: AccountsConfig,
+    pub emergency: EmergencyConfig,
+    pub media: MediaConfig,
+    /// `[[isdn]]` sections.
+    pub isdn: Vec<IsdnConfig>,
+    /// `[[dect]]` sections.
+    pub dect: Vec<DectConfig>,
+    /// `[[trunk]]` sections.
+    #[serde(rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
+    pub phonebook: PhonebookConfig,
+    pub log: LogConfig,
+}
+
+/// `[engine]`: the I/O engine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// I/O worker threads. Default: one per CPU.
+    pub workers: usize,
+    /// Default: `auto` (io_uring where the kernel allows it, else epoll).
+    pub backend: Backend,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: default_workers(),
+            backend: Backend::Auto,
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::IoUring => "io_uring",
+            Backend::Epoll => "epoll",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Backend> {
+        match s {
+            "auto" => Some(Backend::Auto),
+            "io_uring" => Some(Backend::IoUring),
+            "epoll" => Some(Backend::Epoll),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[sip]`: SIP listeners, domain and protocol timers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Default: `["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]`.
+    pub listen: Vec<Listener>,
+    /// Digest realm and home domain. Default: `"mgw.local"`.
+    pub domain: String,
+    /// RFC 3261 T1 (RTT estimate), ms. Default 500.
+    pub t1_ms: u64,
+    /// RFC 3261 T2 (maximum retransmit interval), ms. Default 4000.
+    pub t2_ms: u64,
+    /// RFC 3261 T4 (maximum message lifetime in the network), ms. Default 5000.
+    pub t4_ms: u64,
+    /// Idle SIP TCP connections are closed after this many seconds. Default 600.
+    pub tcp_idle_timeout_s: u64,
+    /// Cap on concurrent SIP TCP connections. Default 4096.
+    pub tcp_max_connections: usize,
+    /// User-Agent / Server header. Default `"mgw/<version>"`.
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: vec![
+                Listener {
+                    transport: Transport::Udp,
+                    addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_SIP_PORT)),
+                },
+                Listener {
+                    transport: Transport::Tcp,
+                    addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_SIP_PORT)),
+                },
+            ],
+            domain: "mgw.local".to_string(),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            tcp_idle_timeout_s: 600,
+            tcp_max_connections: 4096,
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+pub fn default_user_agent() -> String {
+    format!("mgw/{}", env!("CARGO_PKG_VERSION"))
+}
+
+impl SipConfig {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+    pub fn tcp_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.tcp_idle_timeout_s)
+    }
+}
+
+/// `[admin]`: the admin HTTP server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:8080`.
+    #[serde(deserialize_with = "values::socket_addr")]
+    pub listen: SocketAddr,
+    /// Bearer token with the admin role. Default `"change-me"` (warned about).
+    pub token: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: DEFAULT_ADMIN_TOKEN.to_string(),
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn uses_default_token(&self) -> bool {
+        self.token == DEFAULT_ADMIN_TOKEN
+    }
+}
+
+/// `[store]`: persistent state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory holding all persistent state, relative to the working
+    /// directory unless absolute. Default `"./mgw-data"`.
+    pub dir: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            dir: PathBuf::from("./mgw-data"),
+        }
+    }
+}
+
+/// `[licences]`: floating SIP licences.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicencesConfig {
+    /// Number of floating SIP licences. Default 10.
+    pub total: u32,
+}
+
+impl Default for LicencesConfig {
+    fn default() -> Self {
+        LicencesConfig { total: 10 }
+    }
+}
+
+/// `[accounts]`: where SIP accounts come from.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// CSV with header `user,password,number[,channels]`, imported at start.
+    /// Default: none.
+    pub import_csv: Option<PathBuf>,
+}
+
+/// `[emergency]`: numbers callable without a licence.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmergencyConfig {
+    /// Default `["110", "112"]`.
+    pub numbers: Vec<String>,
+    /// SIP URI emergency calls are sent to. Default: none (routed like any
+    /// other number, but without needing a licence).
+    pub route: Option<String>,
+}
+
+impl Default for EmergencyConfig {
+    fn default() -> Self {
+        EmergencyConfig {
+            numbers: vec!["110".to_string(), "112".to_string()],
+            route: None,
+        }
+    }
+}
+
+/// `[media]`: RTP relay.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Default `"30000-39999"`.
+    pub rtp_ports: PortRange,
+    /// rtpengine NG control protocol listener (UDP). Default: none.
+    #[serde(deserialize_with = "values::opt_socket_addr")]
+    pub ng_listen: Option<SocketAddr>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_ports: PortRange {
+                first: 30000,
+                last: 39999,
+            },
+            ng_listen: None,
+        }
+    }
+}
+
+/// `[[isdn]]`: one ISDN line.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsdnConfig {
+    /// Required, unique among `[[isdn]]`.
+    pub name: String,
+    /// Required.
+    pub kind: IsdnKind,
+    /// Default false.
+    #[serde(default)]
+    pub simulated: bool,
+    /// Dial prefix routing calls out of this line. Default: none.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum IsdnKind {
+    #[serde(rename = "e1-pri")]
+    E1Pri,
+    #[serde(rename = "t1-pri")]
+    T1Pri,
+    #[serde(rename = "bri")]
+    Bri,
+}
+
+impl IsdnKind {
+    /// Bearer (B) channels the interface carries.
+    pub fn b_channels(self) -> u32 {
+        match self {
+            IsdnKind::E1Pri => 30,
+            IsdnKind::T1Pri => 23,
+            IsdnKind::Bri => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsdnKind::E1Pri => "e1-pri",
+            IsdnKind::T1Pri => "t1-pri",
+            IsdnKind::Bri => "bri",
+        }
+    }
+}
+
+/// `[[dect]]`: one DECT base station.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DectConfig {
+    /// Required, unique among `[[dect]]`.
+    pub name: String,
+    /// Default false.
+    #[serde(default)]
+    pub simulated: bool,
+    /// Default: none.
+    #[serde(default)]
+    pub handsets: Vec<Handset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Handset {
+    /// IPUI-N: 10 hex digits, e.g. `"00077A1B2C"`.
+    pub ipui: String,
+    /// Extension number the handset answers.
+    pub number: String,
+}
+
+/// `[[trunk]]`: one upstream SIP server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Required, unique among `[[trunk]]`.
+    pub name: String,
+    /// Required: `"host[:port]"`, `"[IPV6][:port]"`; port default 5060.
+    pub server: HostPort,
+    /// Default `udp`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Send REGISTER to the server. Default false.
+    #[serde(default)]
+    pub register: bool,
+    /// Address-of-record to register. Default: `sip:USER@SERVER-HOST`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Digest user. Default: none.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Digest password. Default: none.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Requested registration lifetime, seconds. Default 3600.
+    #[serde(default = "default_trunk_expires")]
+    pub expires: u32,
+    /// Dial prefix routing calls out of this trunk (stripped). Default: none.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+fn default_trunk_expires() -> u32 {
+    3600
+}
+
+impl TrunkConfig {
+    /// The address-of-record to register: `address`, else
+    /// `sip:USER@SERVER-HOST`, else `None` when neither is configured.
+    pub fn aor(&self) -> Option<String> {
+        if let Some(a) = &self.address {
+            return Some(a.clone());
+        }
+        let user = self.user.as_deref()?;
+        if self.server.host.contains(':') {
+            Some(format!("sip:{user}@[{}]", self.server.host))
+        } else {
+            Some(format!("sip:{user}@{}", self.server.host))
+        }
+    }
+}
+
+/// `[phonebook]`: short numbers for remote SIP addresses.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhonebookConfig {
+    /// Dial prefix that selects the phonebook (`PREFIX` + entry). Default: none.
+    pub prefix: Option<String>,
+    /// Short number -> SIP URI. Default: empty.
+    pub entries: BTreeMap<String, String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Default `info`. `RUST_LOG` overrides.
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text. Touches neither the file system nor
+    /// the environment.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| error::from_syntax(&e, text))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(error::from_serde)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::from_toml_str(DEFAULT_TOML)
+    }
+
+    /// What `mgw serve` runs on: the file at `path` (or the embedded default),
+    /// with environment overrides applied and the files it names checked.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+                Config::from_toml_str(&text)?
+            }
+            None => Config::embedded_default()?,
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.check_files()?;
+        Ok(config)
+    }
+
+    /// Applies environment overrides; `lookup` is `std::env::var` outside
+    /// tests. Only `MGW_IO_BACKEND` for now (tests run on both backends).
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(value) = lookup(ENV_IO_BACKEND).filter(|v| !v.is_empty()) {
+            self.engine.backend = Backend::parse(&value).ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("environment {ENV_IO_BACKEND}"),
+                    &value,
+                    "expected auto, io_uring or epoll; unset it to use [engine] backend",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the files the config names can be read.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.accounts.import_csv {
+            if let Err(error) = std::fs::File::open(path) {
+                return Err(ConfigError::File {
+                    key: "accounts.import_csv".to_string(),
+                    path: path.clone(),
+                    error,
+                });
+            }
+            if path.is_dir() {
+                return Err(ConfigError::File {
+                    key: "accounts.import_csv".to_string(),
+                    path: path.clone(),
+                    error: std::io::Error::other("is a directory"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `store.dir` if missing and checks that it is writable.
+    pub fn prepare_store_dir(&self) -> Result<(), ConfigError> {
+        let dir = &self.store.dir;
+        let err = |error| ConfigError::Store {
+            path: dir.clone(),
+            error,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        // Permission bits don't tell (root, read-only mounts, ACLs): try it.
+        let probe = dir.join(format!(".mgw-write-test-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(err)?;
+        std::fs::remove_file(&probe).map_err(err)?;
+        Ok(())
+    }
+
+    /// Semantic checks that serde's types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_engine()?;
+        self.validate_sip()?;
+        self.validate_admin()?;
+        if self.store.dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "store.dir",
+                "",
+                "must not be empty; e.g. \"./mgw-data\"",
+            ));
+        }
+        if let Some(p) = &self.accounts.import_csv {
+            if p.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    "accounts.import_csv",
+                    "",
+                    "must not be empty; remove the key to import no accounts",
+                ));
+            }
+        }
+        self.validate_emergency()?;
+        self.validate_media()?;
+        let mut prefixes = Prefixes::default();
+        self.validate_isdn(&mut prefixes)?;
+        self.validate_dect()?;
+        self.validate_trunks(&mut prefixes)?;
+        self.validate_phonebook(&mut prefixes)?;
+        Ok(())
+    }
+
+    fn validate_engine(&self) -> Result<(), ConfigError> {
+        let w = self.engine.workers;
+        if !(1..=1024).contains(&w) {
+            return Err(ConfigError::invalid(
+                "engine.workers",
+                w,
+                "must be 1-1024; remove the key for one worker per CPU",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_sip(&self) -> Result<(), ConfigError> {
+        let sip = &self.sip;
+        if sip.listen.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "sip.listen".to_string(),
+                value: Some("[]".to_string()),
+                message: "needs at least one listener, e.g. [\"udp:0.0.0.0:5060\"]".to_string(),
+            });
+        }
+        let mut seen = HashSet::new();
+        for (i, l) in sip.listen.iter().enumerate() {
+            if !seen.insert(*l) {
+                return Err(ConfigError::invalid(
+                    format!("sip.listen[{i}]"),
+                    l.to_string(),
+                    "is listed twice; remove the duplicate",
+                ));
+            }
+        }
+        if !values::is_hostname(&sip.domain) {
+            return Err(ConfigError::invalid(
+                "sip.domain",
+                &sip.domain,
+                "must be a domain name or IPv4 address (letters, digits, '-', '.'), e.g. \"pbx.example.org\"",
+            ));
+        }
+        if sip.t1_ms == 0 {
+            return Err(ConfigError::invalid(
+                "sip.t1_ms",
+                0,
+                "must be above 0; RFC 3261 recommends 500",
+            ));
+        }
+        if sip.t2_ms < sip.t1_ms {
+            return Err(ConfigError::invalid(
+                "sip.t2_ms",
+                sip.t2_ms,
+                format!(
+                    "must be at least sip.t1_ms ({}); RFC 3261 recommends 4000",
+                    sip.t1_ms
+                ),
+            ));
+        }
+        if sip.t4_ms == 0 {
+            return Err(ConfigError::invalid(
+                "sip.t4_ms",
+                0,
+                "must be above 0; RFC 3261 recommends 5000",
+            ));
+        }
+        if sip.tcp_idle_timeout_s == 0 {
+            return Err(ConfigError::invalid(
+                "sip.tcp_idle_timeout_s",
+                0,
+                "must be above 0, e.g. 600",
+            ));
+        }
+        if sip.tcp_max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "sip.tcp_max_connections",
+                0,
+                "must be above 0, e.g. 4096; remove tcp listeners to disable TCP",
+            ));
+        }
+        if sip.user_agent.is_empty() || sip.user_agent.bytes().any(|b| b.is_ascii_control()) {
+            return Err(ConfigError::invalid(
+                "sip.user_agent",
+                &sip.user_agent,
+                "must be non-empty printable text, e.g. \"mgw\"",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let t = &self.admin.token;
+        if t.is_empty()
+            || t.bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            // Don't echo the token: it is a secret.
+            return Err(ConfigError::Invalid {
+                key: "admin.token".to_string(),
+                value: None,
+                message: "must be non-empty and contain no spaces or control characters"
+                    .to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_emergency(&self) -> Result<(), ConfigError> {
+        for (i, n) in self.emergency.numbers.iter().enumerate() {
+            if !values::is_dial_string(n) {
+                return Err(ConfigError::invalid(
+                    format!("emergency.numbers[{i}]"),
+                    n,
+                    "must be a dialable number (digits, '*', '#'), e.g. \"112\"",
+                ));
+            }
+        }
+        if let Some(route) = &self.emergency.route {
+            if !values::is_sip_uri(route) {
+                return Err(ConfigError::invalid(
+                    "emergency.route",
+                    route,
+                    "must be a SIP URI starting with sip:, e.g. \"sip:112@192.0.2.10:5060\"",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_media(&self) -> Result<(), ConfigError> {
+        if let Some(ng) = self.media.ng_listen {
+            if ng.port() == 0 {
+                return Err(ConfigError::invalid(
+                    "media.ng_listen",
+                    ng.to_string(),
+                    "needs a fixed port, e.g. \"127.0.0.1:22222\"",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_isdn(&self, prefixes: &mut Prefixes) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, line) in self.isdn.iter().enumerate() {
+            check_name(
+                &mut names,
+                &format!("isdn[{i}].name"),
+                &line.name,
+                "[[isdn]]",
+            )?;
+            if let Some(p) = &line.prefix {
+                prefixes.add(format!("isdn[{i}].prefix"), p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_dect(&self) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        let mut ipuis: HashMap<String, String> = HashMap::new();
+        for (i, base) in self.dect.iter().enumerate() {
+            check_name(
+                &mut names,
+                &format!("dect[{i}].name"),
+                &base.name,
+                "[[dect]]",
+            )?;
+            for (j, h) in base.handsets.iter().enumerate() {
+                let key = format!("dect[{i}].handsets[{j}]");
+                if h.ipui.len() != 10 || !h.ipui.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.ipui"),
+                        &h.ipui,
+                        "must be an IPUI-N of 10 hex digits, e.g. \"00077A1B2C\"",
+                    ));
+                }
+                if let Some(other) = ipuis.insert(h.ipui.to_ascii_uppercase(), key.clone()) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.ipui"),
+                        &h.ipui,
+                        format!("is already used by {other}; each handset needs its own IPUI"),
+                    ));
+                }
+                if !values::is_dial_string(&h.number) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.number"),
+                        &h.number,
+                        "must be a dialable number (digits, '*', '#'), e.g. \"300\"",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_trunks(&self, prefixes: &mut Prefixes) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            check_name(
+                &mut names,
+                &format!("trunk[{i}].name"),
+                &t.name,
+                "[[trunk]]",
+            )?;
+            if let Some(a) = &t.address {
+                if !values::is_sip_uri(a) {
+                    return Err(ConfigError::invalid(
+                        format!("trunk[{i}].address"),
+                        a,
+                        "must be a SIP URI starting with sip:, e.g. \"sip:gw@example.org\"",
+                    ));
+                }
+            }
+            if t.password.is_some() && t.user.is_none() {
+                return Err(ConfigError::Missing {
+                    key: format!("trunk[{i}].user"),
+                });
+            }
+            if t.register && t.aor().is_none() {
+                return Err(ConfigError::Invalid {
+                    key: format!("trunk[{i}].register"),
+                    value: Some("true".to_string()),
+                    message: "needs address = \"sip:USER@DOMAIN\" or user = \"USER\" to know what to register"
+                        .to_string(),
+                });
+            }
+            if t.expires < 60 {
+                return Err(ConfigError::invalid(
+                    format!("trunk[{i}].expires"),
+                    t.expires,
+                    "must be at least 60 seconds, e.g. 3600",
+                ));
+            }
+            if let Some(p) = &t.prefix {
+                prefixes.add(format!("trunk[{i}].prefix"), p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_phonebook(&self, prefixes: &mut Prefixes) -> Result<(), ConfigError> {
+        let pb = &self.phonebook;
+        if let Some(p) = &pb.prefix {
+            prefixes.add("phonebook.prefix".to_string(), p)?;
+        }
+        for (number, uri) in &pb.entries {
+            let key = format!("phonebook.entries.{number:?}");
+            if !values::is_dial_string(number) {
+                return Err(ConfigError::invalid(
+                    key,
+                    number,
+                    "the short number must be dialable (digits, '*', '#'), e.g. \"30\"",
+                ));
+            }
+            if !values::is_sip_uri(uri) {
+                return Err(ConfigError::invalid(
+                    key,
+                    uri,
+                    "must be a SIP URI starting with sip:, e.g. \"sip:alice@example.org\"",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(
+    seen: &mut HashSet<String>,
+    key: &str,
+    name: &str,
+    section: &str,
+) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError::invalid(
+            key,
+            name,
+            "must be non-empty letters, digits, '-' or '_', e.g. \"up1\"",
+        ));
+    }
+    if !seen.insert(name.to_string()) {
+        return Err(ConfigError::invalid(
+            key,
+            name,
+            format!("is used by another {section} section; names must be unique"),
+        ));
+    }
+    Ok(())
+}
+
+/// Dial prefixes of all routes, so that two routes cannot claim the same one.
+#[derive(Default)]
+struct Prefixes(HashMap<String, String>);
+
+impl Prefixes {
+    fn add(&mut self, key: String, prefix: &str) -> Result<(), ConfigError> {
+        if !values::is_dial_string(prefix) {
+            return Err(ConfigError::invalid(
+                key,
+                prefix,
+                "must be dialable (digits, '*', '#'), e.g. \"0\" or \"9#\"",
+            ));
+        }
+        if let Some(other) = self.0.get(prefix) {
+            return Err(ConfigError::invalid(
+                key,
+                prefix,
+                format!(
+                    "is already the prefix of {}; each route needs its own prefix",
+                    other.trim_end_matches(".prefix")
+                ),
+            ));
+        }
+        self.0.insert(prefix.to_string(), key);
+        Ok(())
+    }
+}

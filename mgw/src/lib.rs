@@ -1,0 +1,11 @@
+//! mgw: SIP media gateway (registrar, call switch, RTP relay) for a PBX.
+//!
+//! The binary (`main.rs`) is a one-liner; everything lives in this library so
+//! integration tests and the gateway wiring can reach it.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod logger;
+pub mod signalling;
