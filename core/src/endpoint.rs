@@ -114,18 +114,22 @@ impl<A: Clone> Endpoint<A> {
         if let Err(e) = validate::request(&msg) {
             return self.refuse_unparsable(bytes, e, origin);
         }
-        let via = match self
-            .tx
-            .on_request(&msg, origin.reply_to.clone(), origin.reliable, now)
-        {
-            Incoming::New(id) => Via::Tx(id),
-            Incoming::Absorbed => {
-                self.stats.retransmissions += 1;
-                return self.drain_actions();
+        let via = if stateful(&msg) {
+            match self
+                .tx
+                .on_request(&msg, origin.reply_to.clone(), origin.reliable, now)
+            {
+                Incoming::New(id) => Via::Tx(id),
+                Incoming::Absorbed => {
+                    self.stats.retransmissions += 1;
+                    return self.drain_actions();
+                }
+                // An ACK for a 2xx, or for nothing we know: the dialog layer's, and there is none.
+                Incoming::Ack => return,
+                Incoming::Invalid(_) => Via::Stateless(origin.reply_to.clone()),
             }
-            // An ACK for a 2xx, or for nothing we know: the dialog layer's, and there is none.
-            Incoming::Ack => return,
-            Incoming::Invalid(_) => Via::Stateless(origin.reply_to.clone()),
+        } else {
+            Via::Stateless(origin.reply_to.clone())
         };
         self.on_request(&msg, via, origin, now);
         self.drain_actions();
@@ -204,18 +208,16 @@ impl<A: Clone> Endpoint<A> {
     }
 
     fn answer_options(&mut self, msg: &Message<'_>, via: Via<A>, origin: Origin<A>) {
-        let allow = uas::allow_header();
-        let supported = uas::SUPPORTED.join(", ");
         self.reply(
             msg,
             200,
             "OK",
             &[
-                ("Allow", &allow),
+                ("Allow", uas::ALLOW),
                 ("Accept", uas::ACCEPT),
                 ("Accept-Encoding", "identity"),
                 ("Accept-Language", "en"),
-                ("Supported", &supported),
+                ("Supported", uas::SUPPORTED_HEADER),
             ],
             via,
             origin,
@@ -292,6 +294,8 @@ impl<A: Clone> Endpoint<A> {
         origin: Origin<A>,
     ) {
         let tag = to_tag(req);
+        // Hex digits only, so always valid UTF-8.
+        let tag = std::str::from_utf8(&tag).unwrap_or("0");
         let mut bytes = Vec::with_capacity(512);
         let mut b = ResponseBuilder::new(
             &mut bytes,
@@ -300,7 +304,7 @@ impl<A: Clone> Endpoint<A> {
             reason,
             ReplyContext {
                 source: Some(origin.source),
-                to_tag: Some(&tag),
+                to_tag: Some(tag),
             },
         );
         for (n, v) in headers {
@@ -343,15 +347,30 @@ impl<A: Clone> Endpoint<A> {
     }
 }
 
+/// Whether a request needs a server transaction. What the endpoint answers at once, from the
+/// request alone, is answered statelessly (RFC 3261 section 8.2.7), as Kamailio's `sl` does: a
+/// retransmission simply gets the same answer again (the To-tag is derived from the request),
+/// and no state is held for 64*T1. REGISTER keeps its transaction so that a retransmitted
+/// REGISTER is absorbed rather than seen as a replayed nonce-count.
+fn stateful(msg: &Message<'_>) -> bool {
+    matches!(msg.method(), Some(Method::Register))
+}
+
 /// A To-tag derived from the request, so that a retransmitted request answered without a
 /// transaction still gets the same tag.
-fn to_tag(req: &Message<'_>) -> String {
+fn to_tag(req: &Message<'_>) -> [u8; 16] {
+    // Raw field values identify the request as well as parsed ones, without parsing again.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     req.call_id().hash(&mut h);
-    req.from().and_then(|f| f.tag()).hash(&mut h);
-    req.top_via().and_then(|v| v.branch()).hash(&mut h);
-    req.cseq().map(|c| c.seq).hash(&mut h);
-    format!("{:016x}", h.finish())
+    req.header(HeaderName::From).hash(&mut h);
+    req.list(HeaderName::Via).next().hash(&mut h);
+    req.header(HeaderName::CSeq).hash(&mut h);
+    let v = h.finish();
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 15) as usize];
+    }
+    out
 }
 
 /// Builds an error response from the raw lines of a message that could not be parsed.

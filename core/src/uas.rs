@@ -30,16 +30,12 @@ pub const ACCEPT: &str = "application/sdp, multipart/mixed";
 /// Option tags of extensions the gateway implements (RFC 3261 section 19.2).
 pub const SUPPORTED: &[&str] = &["path"];
 
-pub fn allow_header() -> String {
-    let mut s = String::new();
-    for (i, m) in ALLOWED.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(m.as_str());
-    }
-    s
-}
+/// `Supported` as sent; a test keeps it equal to [`SUPPORTED`].
+pub const SUPPORTED_HEADER: &str = "path";
+
+/// `Allow` as sent; a test keeps it equal to [`ALLOWED`].
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, NOTIFY, SUBSCRIBE, REFER";
 
 /// Why a request is refused before any service sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +65,9 @@ impl Refusal {
     /// Headers the RFC requires with this status.
     pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            Refusal::MethodNotAllowed | Refusal::NotImplemented => vec![("Allow", allow_header())],
+            Refusal::MethodNotAllowed | Refusal::NotImplemented => {
+                vec![("Allow", ALLOW.to_string())]
+            }
             Refusal::BadExtension(tags) => vec![("Unsupported", tags.clone())],
             Refusal::UnsupportedMediaType => vec![
                 ("Accept", ACCEPT.to_string()),
@@ -160,6 +158,13 @@ mod tests {
         let b = req(extra, method, uri);
         let m = Message::parse(&b).unwrap();
         screen(&m)
+    }
+
+    #[test]
+    fn header_constants_match_the_lists() {
+        let allow: Vec<&str> = ALLOWED.iter().map(|m| m.as_str()).collect();
+        assert_eq!(ALLOW, allow.join(", "));
+        assert_eq!(SUPPORTED_HEADER, SUPPORTED.join(", "));
     }
 
     #[test]

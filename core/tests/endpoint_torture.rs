@@ -209,23 +209,20 @@ fn retransmitted_request_gets_the_same_response_from_its_transaction() {
 }
 
 #[test]
-fn invite_challenge_is_retransmitted_until_acked() {
+fn locally_answered_requests_leave_no_state() {
     let mut ep = endpoint();
     let t0 = Instant::now();
     let invite = load("esc01.dat");
     ep.on_message(&invite, origin(), t0);
-    assert_eq!(status_of(&mut ep), Some(407));
-    // Timer G: the 407 is sent again at T1, 2*T1, ... until an ACK arrives.
-    let g1 = ep.next_deadline().unwrap();
-    assert_eq!(g1, t0 + Duration::from_millis(500));
-    ep.on_timeout(g1);
-    assert_eq!(status_of(&mut ep), Some(407));
-    let text = String::from_utf8_lossy(&invite).into_owned();
-    let m = Message::parse(&invite).unwrap();
-    let to_tag = {
-        ep.on_message(&invite, origin(), g1);
-        let t = ep.poll_transmit().unwrap();
-        Message::parse(&t.bytes)
+    let first = ep.poll_transmit().unwrap().bytes;
+    assert_eq!(Message::parse(&first).unwrap().status(), Some(407));
+    // A retransmission is answered again, with the same To-tag; nothing is kept meanwhile.
+    assert_eq!(ep.transactions(), 0);
+    assert_eq!(ep.next_deadline(), None);
+    ep.on_message(&invite, origin(), t0 + Duration::from_millis(500));
+    let again = ep.poll_transmit().unwrap().bytes;
+    let tag = |b: &[u8]| {
+        Message::parse(b)
             .unwrap()
             .to()
             .unwrap()
@@ -233,20 +230,34 @@ fn invite_challenge_is_retransmitted_until_acked() {
             .unwrap()
             .to_string()
     };
+    assert_eq!(tag(&first), tag(&again));
+    // Its ACK matches nothing and is dropped quietly.
+    let m = Message::parse(&invite).unwrap();
+    let text = String::from_utf8_lossy(&invite).into_owned();
     let ack = format!(
-        "ACK {} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag={to_tag}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "ACK {} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag={}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         text.split(' ').nth(1).unwrap(),
         m.header(HeaderName::Via).unwrap(),
         m.header(HeaderName::From).unwrap(),
         m.header(HeaderName::To).unwrap(),
+        tag(&first),
         m.call_id().unwrap(),
         m.cseq().unwrap().seq,
     );
-    ep.on_message(ack.as_bytes(), origin(), g1 + Duration::from_millis(10));
-    assert!(ep.poll_transmit().is_none(), "ACK is absorbed");
-    while let Some(d) = ep.next_deadline() {
-        ep.on_timeout(d);
-        assert!(ep.poll_transmit().is_none(), "no 407 after the ACK");
+    ep.on_message(ack.as_bytes(), origin(), t0 + Duration::from_millis(600));
+    assert!(ep.poll_transmit().is_none());
+    for _ in 0..100 {
+        ep.on_message(&options_n(7), origin(), t0);
+        assert!(ep.poll_transmit().is_some());
     }
-    assert_eq!(ep.transactions(), 0);
+    assert_eq!(ep.transactions(), 0, "OPTIONS are answered statelessly");
+}
+
+fn options_n(n: u32) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:mgw.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKo{n}\r\n\
+         From: <sip:a@mgw.test>;tag=x\r\nTo: <sip:mgw.test>\r\nCall-ID: o{n}\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
 }

@@ -330,7 +330,7 @@ fn many_connections_interleaved(backend: Backend) {
 /// them and return.
 fn shutdown_with_output_in_flight(backend: Backend) {
     let (engine, _rx) = start(config(backend, vec![ListenAddr::tcp(v4())]));
-    let mut c = tcp_client(tcp_addr(&engine, false));
+    let c = tcp_client(tcp_addr(&engine, false));
     let body = "b".repeat(60_000);
     let m = format!(
         "MESSAGE sip:x SIP/2.0\r\nContent-Length: {}\r\n\r\n{body}",

@@ -32,6 +32,7 @@ pub const fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+#[inline]
 pub fn trim(s: &str) -> &str {
     let b = s.as_bytes();
     let mut i = 0;
@@ -46,6 +47,7 @@ pub fn trim(s: &str) -> &str {
     &s[i..j]
 }
 
+#[inline]
 pub fn trim_bytes(b: &[u8]) -> &[u8] {
     let mut i = 0;
     let mut j = b.len();
@@ -58,18 +60,59 @@ pub fn trim_bytes(b: &[u8]) -> &[u8] {
     &b[i..j]
 }
 
-/// Position of the first `b` in `s` (ASCII only; a memchr instead of a char search).
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGHS: u64 = ONES << 7;
+
+/// How far `find_byte` looks word by word before handing the rest to `memchr`: most header
+/// values end sooner, and for them an inlined loop beats memchr's call, dispatch and setup.
+const WORDS_FIRST: usize = 64;
+
+/// Position of the first `needle` in `hay`.
+#[inline]
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(needle);
+    let near = &hay[..hay.len().min(WORDS_FIRST)];
+    let mut i = 0;
+    while let Some(word) = near[i..].first_chunk::<8>() {
+        // A zero byte in `x` is a match; the lowest flagged byte is exact (borrows only run
+        // upwards from a real zero).
+        let x = u64::from_le_bytes(*word) ^ pattern;
+        let hit = x.wrapping_sub(ONES) & !x & HIGHS;
+        if hit != 0 {
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i < near.len() {
+        if let Some(p) = near[i..].iter().position(|&b| b == needle) {
+            return Some(i + p);
+        }
+    }
+    let far = near.len();
+    memchr::memchr(needle, &hay[far..]).map(|p| far + p)
+}
+
+/// Position of the first `b` in `s` (ASCII only, so the position is a char boundary).
+#[inline]
 pub fn find(s: &str, b: u8) -> Option<usize> {
-    memchr::memchr(b, s.as_bytes())
+    find_byte(s.as_bytes(), b)
 }
 
 /// Position of the first LWS octet in `s`.
+#[inline]
 pub fn find_lws(s: &str) -> Option<usize> {
     s.bytes().position(is_lws)
 }
 
+#[inline]
 pub fn is_token_str(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token)
+}
+
+/// Length of the run of token octets at the start of `b`.
+#[inline]
+pub fn token_len(b: &[u8]) -> usize {
+    b.iter().position(|&c| !is_token(c)).unwrap_or(b.len())
 }
 
 /// Length of the quoted string at the start of `s` (which must start with `"`), quotes included.
@@ -102,31 +145,38 @@ pub struct SplitOutside<'a> {
 
 impl<'a> Iterator for SplitOutside<'a> {
     type Item = &'a str;
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
-        let b = s.as_bytes();
-        let mut i = 0;
-        // Jump between the only octets that matter: the separator, quotes and '<'.
-        while let Some(off) = memchr::memchr3(self.sep, b'"', b'<', &b[i..]) {
-            let at = i + off;
-            match b[at] {
-                b'"' => match quoted_len(&b[at..]) {
-                    Some(n) => i = at + n,
-                    None => break,
-                },
-                b'<' => match memchr::memchr(b'>', &b[at..]) {
-                    Some(n) => i = at + n + 1,
-                    None => break,
-                },
-                _ => {
-                    self.rest = Some(&s[at + 1..]);
-                    return Some(trim(&s[..at]));
-                }
+        match find_outside(s, self.sep) {
+            Some(at) => {
+                self.rest = Some(&s[at + 1..]);
+                Some(trim(&s[..at]))
+            }
+            None => {
+                self.rest = None;
+                Some(trim(s))
             }
         }
-        self.rest = None;
-        Some(trim(s))
     }
+}
+
+/// Position of the first `sep` outside quoted strings and `<...>`; `None` also when a quote or
+/// angle bracket is left open before one is found.
+#[inline]
+pub fn find_outside(s: &str, sep: u8) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    // Jump between the only octets that matter: the separator, quotes and '<'.
+    while let Some(off) = memchr::memchr3(sep, b'"', b'<', &b[i..]) {
+        let at = i + off;
+        match b[at] {
+            b'"' => i = at + quoted_len(&b[at..])?,
+            b'<' => i = at + find_byte(&b[at..], b'>')? + 1,
+            _ => return Some(at),
+        }
+    }
+    None
 }
 
 pub fn hex_val(b: u8) -> Option<u8> {

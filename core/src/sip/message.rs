@@ -15,17 +15,19 @@ pub const INLINE_HEADERS: usize = 64;
 /// A hard bound on fields per message, against memory exhaustion: 400 "Too many header fields".
 pub const MAX_HEADERS: usize = 1024;
 
-/// Where one header field lies in the header section, as offsets (4 bytes each instead of
-/// 16-byte slices keeps the inline index small enough to move cheaply).
+/// Where one header field lies in the header section. Offsets are u16: the header section
+/// starts after the start line's LF, so it is shorter than [`MAX_MESSAGE_SIZE`] (checked below).
+/// Eight octets a field keep the inline index at 512 octets, which `parse` moves when it returns.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    start: u32,
-    end: u32,
-    /// Name length and value offset from `start`; header lines are at most 64 KiB.
-    name_len: u16,
-    value_off: u16,
+    start: u16,
+    colon: u16,
+    /// Before the line's CRLF.
+    end: u16,
     name: HeaderName,
 }
+
+const _: () = assert!(MAX_MESSAGE_SIZE <= u16::MAX as usize + 1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestLine<'a> {
@@ -71,7 +73,7 @@ impl<'a> Message<'a> {
             return Err(ParseError::Empty);
         }
         // The start line ends at the first LF; the header section at the first empty line.
-        let first_end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+        let first_end = lex::find_byte(buf, b'\n').unwrap_or(buf.len());
         let first = &buf[..first_end];
         let first = first.strip_suffix(b"\r").unwrap_or(first);
         let first = std::str::from_utf8(first).map_err(|_| ParseError::NotUtf8)?;
@@ -85,16 +87,31 @@ impl<'a> Message<'a> {
         let mut head_len = bytes.len();
         let mut body_start = buf.len();
         while pos < bytes.len() {
-            if bytes[pos] == b'\n' || bytes[pos..].starts_with(b"\r\n") {
-                head_len = pos;
-                body_start = head_start + pos + if bytes[pos] == b'\n' { 1 } else { 2 };
-                break;
-            }
-            // A header runs until a line break that is not followed by whitespace (folding).
+            // field-name: token octets, then optional SP/HT before the colon. A line starting
+            // with anything else is the empty line or malformed.
             let line_start = pos;
-            let mut scan = pos;
+            let name_end = line_start + lex::token_len(&bytes[line_start..]);
+            if name_end == line_start {
+                match bytes[pos..] {
+                    [b'\n', ..] | [b'\r', b'\n', ..] => {
+                        head_len = pos;
+                        body_start = head_start + pos + if bytes[pos] == b'\n' { 1 } else { 2 };
+                        break;
+                    }
+                    _ => return Err(ParseError::BadHeaderLine),
+                }
+            }
+            let mut colon = name_end;
+            while matches!(bytes.get(colon), Some(b' ' | b'\t')) {
+                colon += 1;
+            }
+            if bytes.get(colon) != Some(&b':') {
+                return Err(ParseError::BadHeaderLine);
+            }
+            // The value runs until a line break that is not followed by whitespace (folding).
+            let mut scan = colon + 1;
             let line_end = loop {
-                match memchr::memchr(b'\n', &bytes[scan..]) {
+                match lex::find_byte(&bytes[scan..], b'\n') {
                     Some(i) => {
                         let nl = scan + i;
                         if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) {
@@ -107,26 +124,14 @@ impl<'a> Message<'a> {
                 }
             };
             pos = line_end + 1;
-            let end = if line_end > line_start && bytes[line_end - 1] == b'\r' {
+            let end = if bytes[line_end - 1] == b'\r' {
                 line_end - 1
             } else {
                 line_end
             };
-            let line = &bytes[line_start..end];
-            let colon = memchr::memchr(b':', line)
-                .filter(|&c| c < usize::from(u16::MAX))
-                .ok_or(ParseError::BadHeaderLine)?;
-            let mut name_end = colon;
-            while name_end > 0 && matches!(line[name_end - 1], b' ' | b'\t') {
-                name_end -= 1;
-            }
-            let raw_name = &line[..name_end];
-            if raw_name.is_empty() || !raw_name.iter().all(|&b| lex::is_token(b)) {
-                return Err(ParseError::BadHeaderLine);
-            }
-            let name = HeaderName::from_bytes(raw_name);
+            let name = HeaderName::from_bytes(&bytes[line_start..name_end]);
             if name == HeaderName::ContentLength {
-                let n = lex::parse_u32_bytes(lex::trim_bytes(&line[colon + 1..]))
+                let n = lex::parse_u32_bytes(lex::trim_bytes(&bytes[colon + 1..end]))
                     .ok_or(ParseError::BadContentLength)?;
                 if content_length.is_some_and(|c| c != n) {
                     return Err(ParseError::DuplicateHeader(HeaderName::ContentLength));
@@ -136,13 +141,12 @@ impl<'a> Message<'a> {
             if slots.len() == MAX_HEADERS {
                 return Err(ParseError::TooManyHeaders);
             }
-            // Offsets fit u32: the message is at most MAX_MESSAGE_SIZE octets.
+            // Offsets fit u16: `bytes` is shorter than MAX_MESSAGE_SIZE.
             slots.push(Slot {
                 name,
-                start: line_start as u32,
-                name_len: name_end as u16,
-                value_off: (colon + 1) as u16,
-                end: end as u32,
+                start: line_start as u16,
+                colon: colon as u16,
+                end: end as u16,
             });
         }
 
@@ -184,16 +188,22 @@ impl<'a> Message<'a> {
 
     fn header_at(&self, s: &Slot) -> Header<'a> {
         let head = self.head;
+        let start = usize::from(s.start);
+        // The name ends where the SP/HT before the colon begin.
+        let mut name_end = usize::from(s.colon);
+        while matches!(head.as_bytes()[name_end - 1], b' ' | b'\t') {
+            name_end -= 1;
+        }
         Header {
             name: s.name,
-            raw_name: &head[s.start as usize..s.start as usize + usize::from(s.name_len)],
-            value: &head[s.start as usize + usize::from(s.value_off)..s.end as usize],
+            raw_name: &head[start..name_end],
+            value: &head[usize::from(s.colon) + 1..usize::from(s.end)],
         }
     }
 
+    #[inline]
     fn value_at(&self, s: &Slot) -> &'a str {
-        let head = self.head;
-        lex::trim(&head[s.start as usize + usize::from(s.value_off)..s.end as usize])
+        lex::trim(&self.head[usize::from(s.colon) + 1..usize::from(s.end)])
     }
 
     /// Every header field in order of appearance.
@@ -243,7 +253,7 @@ impl<'a> Message<'a> {
 
     /// The topmost Via value.
     pub fn top_via(&self) -> Option<super::Via<'a>> {
-        super::Via::parse(self.list(HeaderName::Via).next()?).ok()
+        super::Via::parse_first(self.header(HeaderName::Via)?).ok()
     }
 
     pub fn from(&self) -> Option<super::NameAddr<'a>> {
@@ -293,8 +303,8 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces.
     let b = line.as_bytes();
-    let sp1 = memchr::memchr(b' ', b).ok_or(ParseError::BadRequestLine)?;
-    let sp2 = sp1 + 1 + memchr::memchr(b' ', &b[sp1 + 1..]).ok_or(ParseError::BadRequestLine)?;
+    let sp1 = lex::find_byte(b, b' ').ok_or(ParseError::BadRequestLine)?;
+    let sp2 = sp1 + 1 + lex::find_byte(&b[sp1 + 1..], b' ').ok_or(ParseError::BadRequestLine)?;
     let (method, uri, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
     if !lex::is_token_str(method) || uri.is_empty() || lex::find(version, b' ').is_some() {
         return Err(ParseError::BadRequestLine);

@@ -14,6 +14,8 @@ pub mod message;
 pub mod method;
 pub mod name_addr;
 pub mod params;
+#[cfg(test)]
+mod reference;
 pub mod uri;
 pub mod validate;
 pub mod via;

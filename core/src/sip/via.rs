@@ -28,6 +28,91 @@ pub enum ViaError {
 impl<'a> Via<'a> {
     /// Parses one Via value (one element of the comma list).
     pub fn parse(value: &'a str) -> Result<Via<'a>, ViaError> {
+        match Self::parse_plain(lex::trim(value), false) {
+            Some(via) => Ok(via),
+            None => Self::parse_general(value),
+        }
+    }
+
+    /// Parses the first element of a Via field value (a comma list): the same as
+    /// `Via::parse(lex::split_outside(value, b',').next())`, without splitting first.
+    pub fn parse_first(value: &'a str) -> Result<Via<'a>, ViaError> {
+        match Self::parse_plain(lex::trim(value), true) {
+            Some(via) => Ok(via),
+            None => Self::parse_general(lex::split_outside(value, b',').next().unwrap_or("")),
+        }
+    }
+
+    /// The shape nearly every Via has, `token/token/token LWS host[:port][;params]`, in one
+    /// pass. `None` means "not this shape" (not "invalid"): the general grammar decides then.
+    /// With `list`, the element ends at the first comma outside quotes.
+    #[inline]
+    fn parse_plain(s: &'a str, list: bool) -> Option<Via<'a>> {
+        let b = s.as_bytes();
+        let p_end = lex::token_len(b);
+        let v_start = p_end + 1;
+        if p_end == 0 || b.get(p_end) != Some(&b'/') {
+            return None;
+        }
+        let v_end = v_start + lex::token_len(&b[v_start..]);
+        let t_start = v_end + 1;
+        if v_end == v_start || b.get(v_end) != Some(&b'/') {
+            return None;
+        }
+        let t_end = t_start + lex::token_len(&b[t_start..]);
+        let mut h = t_end;
+        while h < b.len() && lex::is_lws(b[h]) {
+            h += 1;
+        }
+        if t_end == t_start || h == t_end || h == b.len() {
+            return None;
+        }
+        let host_end = if b[h] == b'[' {
+            let inner = h + 1 + b[h + 1..].iter().position(|&c| !is_ipv6_char(c))?;
+            if inner == h + 1 || b.get(inner) != Some(&b']') {
+                return None;
+            }
+            inner + 1
+        } else {
+            let end = h + b[h..].iter().position(|&c| !is_host_char(c)).unwrap_or(b.len() - h);
+            if end == h {
+                return None;
+            }
+            end
+        };
+        let mut port = None;
+        let mut sent_by_end = host_end;
+        if b.get(host_end) == Some(&b':') {
+            let digits = &b[host_end + 1..];
+            let n = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 || n > 5 {
+                return None;
+            }
+            let value = lex::parse_u32_bytes(&digits[..n])?;
+            port = Some(u16::try_from(value).ok()?);
+            sent_by_end = host_end + 1 + n;
+        }
+        let params = match b.get(sent_by_end) {
+            None => "",
+            Some(b';') if !list => &s[sent_by_end..],
+            Some(b';') => {
+                let rest = &s[sent_by_end..];
+                lex::trim(&rest[..lex::find_outside(rest, b',').unwrap_or(rest.len())])
+            }
+            Some(b',') if list => "",
+            _ => return None,
+        };
+        Some(Via {
+            protocol: &s[..p_end],
+            version: &s[v_start..v_end],
+            transport: &s[t_start..t_end],
+            host: &s[h..host_end],
+            port,
+            params: Params(params),
+        })
+    }
+
+    fn parse_general(value: &'a str) -> Result<Via<'a>, ViaError> {
         let s = lex::trim(value);
         let mut parts = s.splitn(3, '/');
         let protocol = lex::trim(parts.next().ok_or(ViaError::BadProtocol)?);
@@ -95,6 +180,14 @@ impl<'a> Via<'a> {
     pub fn has_rfc3261_branch(&self) -> bool {
         self.branch().is_some_and(|b| b.starts_with(BRANCH_COOKIE))
     }
+}
+
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
+}
+
+fn is_ipv6_char(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b':' || b == b'.'
 }
 
 /// Splits `host[:port]` with IPv6 references in brackets.

@@ -247,7 +247,7 @@ impl<H: Handler> UringWorker<H> {
         }
         for i in 0..self.listeners.len() {
             let l = &self.listeners[i];
-            if !l.armed && l.retry_at.is_none_or(|t| t <= now) {
+            if !l.armed && l.retry_at.filter(|&t| t > now).is_none() {
                 let sqe = opcode::AcceptMulti::new(types::Fd(l.socket.as_raw_fd()))
                     .flags(libc::SOCK_CLOEXEC)
                     .build()
@@ -663,22 +663,13 @@ impl<H: Handler> UringWorker<H> {
     fn submit_udp_send(&mut self, i: usize, remote: SocketAddr, buf: Vec<u8>) {
         let fd = self.udp[i].socket.as_raw_fd();
         let (key, op) = self.kmem.ops.insert(ops::udp_send(remote, buf));
-        let sqe = if std::env::var_os("EXP_SEND").is_some() {
-            let Op::UdpSend { addr, buf, .. } = op else { return };
-            opcode::Send::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
-                .dest_addr(addr.as_ptr().cast())
-                .dest_addr_len(addr.len())
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
-                .user_data(Token::Op(key).encode())
-        } else {
         let Some(hdr) = ops::link_udp_send(op) else {
             return;
         };
-        opcode::SendMsg::new(types::Fd(fd), hdr)
+        let sqe = opcode::SendMsg::new(types::Fd(fd), hdr)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
-            .user_data(Token::Op(key).encode()) };
+            .user_data(Token::Op(key).encode());
         if !self.push(&sqe) {
             self.drop_unsubmitted(key);
         }
