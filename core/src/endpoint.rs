@@ -11,7 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::{Challenge, ChallengeKind, Credentials, CredentialsError, NonceCheck, NonceKey};
+use crate::auth::{Challenge, ChallengeKind, NonceCounts, NonceKey, Verdict, Verifier};
+use crate::directory::Directory;
+use crate::registrar::{
+    Arrival, LocationTable, RegisterOutcome, Registrar, RegistrarConfig, RegistrationEvent,
+    Transport,
+};
 use crate::sip::{
     validate, HeaderName, Message, Method, ParseError, ReplyContext, ResponseBuilder,
 };
@@ -28,9 +33,22 @@ pub struct EndpointConfig {
     /// How long a nonce is accepted before `stale=true`.
     pub nonce_lifetime: Duration,
     pub nonce_key: NonceKey,
+    /// Offer the SHA-256 challenge before the MD5 one (see `auth::Challenge`).
+    pub sha256_first: bool,
+    /// User-Agent prefixes (case-insensitive) that get an MD5-only challenge because they fail
+    /// on any challenge they cannot answer.
+    pub md5_only_user_agents: Vec<String>,
     /// Shared by every worker so nonces issued by one verify on another.
     pub epoch: Instant,
+    /// Wall-clock time at `epoch`, ms since the UNIX epoch: bindings carry absolute expiry
+    /// times so they survive a restart.
+    pub epoch_unix_ms: u64,
     pub timers: TimerConfig,
+    pub registrar: RegistrarConfig,
+    /// Shared by every worker: log-ons, bindings and used nonce-counts.
+    pub directory: Arc<Directory>,
+    pub location: Arc<LocationTable>,
+    pub nonce_counts: Arc<NonceCounts>,
 }
 
 /// A datagram or stream write the driver must perform. Shared bytes, because a transaction
@@ -53,11 +71,19 @@ pub struct EndpointStats {
     pub retransmissions: u64,
     /// Server transactions that timed out waiting for an ACK (timer H).
     pub timeouts: u64,
+    /// REGISTERs answered 200 / refused with 403.
+    pub registrations: u64,
+    pub auth_failures: u64,
 }
 
 pub struct Endpoint<A> {
     cfg: EndpointConfig,
     tx: TransactionLayer<A>,
+    verifier: Verifier,
+    registrar: Registrar,
+    events: VecDeque<RegistrationEvent>,
+    /// When nonce-counts of expired nonces were last forgotten (ms on the nonce clock).
+    last_sweep_ms: u64,
     out: VecDeque<Transmit<A>>,
     /// The `now` of the call being handled, so helpers need not thread it through.
     now: Instant,
@@ -85,6 +111,20 @@ impl<A: Clone> Endpoint<A> {
     pub fn new(cfg: EndpointConfig) -> Endpoint<A> {
         Endpoint {
             tx: TransactionLayer::new(cfg.timers),
+            verifier: Verifier {
+                realm: cfg.domain.clone(),
+                nonce_key: cfg.nonce_key.clone(),
+                nonce_lifetime_ms: cfg.nonce_lifetime.as_millis() as u64,
+                directory: cfg.directory.clone(),
+                counts: cfg.nonce_counts.clone(),
+            },
+            registrar: Registrar::new(
+                cfg.registrar.clone(),
+                cfg.location.clone(),
+                cfg.epoch_unix_ms,
+            ),
+            events: VecDeque::new(),
+            last_sweep_ms: 0,
             now: cfg.epoch,
             cfg,
             out: VecDeque::new(),
@@ -140,13 +180,43 @@ impl<A: Clone> Endpoint<A> {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.tx.next_deadline()
+        let expiry = self.registrar.next_deadline_ms().map(|ms| {
+            self.cfg.epoch + Duration::from_millis(ms.saturating_sub(self.cfg.epoch_unix_ms))
+        });
+        // Only while there are nonce-counts to forget: an idle endpoint has no deadline.
+        let sweep = (!self.verifier.counts.is_empty()).then(|| {
+            self.cfg.epoch
+                + Duration::from_millis(self.last_sweep_ms + self.verifier.nonce_lifetime_ms)
+        });
+        [self.tx.next_deadline(), expiry, sweep]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn on_timeout(&mut self, now: Instant) {
         self.now = now;
         self.tx.on_timeout(now);
+        self.registrar.expire(self.wall_ms(now));
+        self.events.extend(self.registrar.drain_events());
+        let mono = self.now_ms(now);
+        if mono >= self.last_sweep_ms + self.verifier.nonce_lifetime_ms {
+            self.verifier
+                .counts
+                .sweep(mono.saturating_sub(self.verifier.nonce_lifetime_ms));
+            self.last_sweep_ms = mono;
+        }
         self.drain_actions();
+    }
+
+    /// Registration changes (added, refreshed, removed, expired) for subscribers.
+    pub fn poll_event(&mut self) -> Option<RegistrationEvent> {
+        self.events.pop_front()
+    }
+
+    /// Takes over expiry of a binding loaded from the store.
+    pub fn watch_binding(&mut self, user: &str, binding: &crate::registrar::Binding) {
+        self.registrar.watch(user, binding);
     }
 
     /// Live transactions, for metrics and tests.
@@ -240,44 +310,126 @@ impl<A: Clone> Endpoint<A> {
             ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
         };
         let now_ms = self.now_ms(now);
-        let mut stale = false;
-        for value in msg.all(header) {
-            match Credentials::parse(value) {
-                Err(CredentialsError::NotDigest) => continue,
-                Err(_) => return self.reply(msg, 400, "Malformed credentials", &[], via, origin),
-                Ok(c) if c.realm != self.cfg.domain => continue,
-                Ok(c) => {
-                    match self.cfg.nonce_key.check(
-                        c.nonce,
-                        &self.cfg.domain,
-                        now_ms,
-                        self.cfg.nonce_lifetime.as_millis() as u64,
-                    ) {
-                        NonceCheck::Stale => stale = true,
-                        NonceCheck::Forged => {}
-                        NonceCheck::Valid => {
-                            return self.reply(msg, 403, "Forbidden", &[], via, origin);
-                        }
-                    }
+        match self.verifier.verify(msg, header, now_ms) {
+            Verdict::Authenticated(log_on) => match kind {
+                ChallengeKind::Www => self.register(msg, &log_on.user, via, origin, now),
+                // Calls are switched from the calls issue on; until then nobody is reachable.
+                ChallengeKind::Proxy => {
+                    self.reply(msg, 480, "Temporarily Unavailable", &[], via, origin)
                 }
+            },
+            Verdict::Forbidden => {
+                self.stats.auth_failures += 1;
+                self.reply(msg, 403, "Forbidden", &[], via, origin)
+            }
+            Verdict::Malformed => self.reply(msg, 400, "Malformed credentials", &[], via, origin),
+            Verdict::Challenge { stale } => {
+                let nonce = self.verifier.issue_nonce(now_ms);
+                let user_agent = msg.header(HeaderName::UserAgent).unwrap_or("");
+                let md5_only = self.cfg.md5_only_user_agents.iter().any(|p| {
+                    user_agent
+                        .get(..p.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                });
+                let values = Challenge {
+                    realm: &self.cfg.domain,
+                    nonce: &nonce,
+                    stale,
+                    sha256_first: self.cfg.sha256_first,
+                    md5_only,
+                }
+                .header_values();
+                let (code, reason) = kind.status();
+                let headers: Vec<(&str, &str)> =
+                    values.iter().map(|v| (kind.header(), v.as_str())).collect();
+                self.reply(msg, code, reason, &headers, via, origin);
             }
         }
-        let nonce = self.cfg.nonce_key.issue(now_ms, &self.cfg.domain);
-        let values = Challenge {
-            realm: &self.cfg.domain,
-            nonce: &nonce,
-            stale,
+    }
+
+    /// An authenticated REGISTER: a log-on may only register its own address of record.
+    fn register(
+        &mut self,
+        msg: &Message<'_>,
+        user: &str,
+        via: Via<A>,
+        origin: Origin<A>,
+        now: Instant,
+    ) {
+        let to_user = msg.to().and_then(|t| t.uri.user_decoded());
+        if to_user.as_deref() != Some(user) {
+            self.stats.auth_failures += 1;
+            return self.reply(
+                msg,
+                403,
+                "Forbidden: credentials are not for this address",
+                &[],
+                via,
+                origin,
+            );
         }
-        .header_values();
-        let (code, reason) = kind.status();
-        self.reply(
-            msg,
-            code,
-            reason,
-            &[(kind.header(), &values[0]), (kind.header(), &values[1])],
-            via,
-            origin,
-        );
+        let arrival = Arrival {
+            source: origin.source,
+            transport: if origin.reliable {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            now_ms: self.wall_ms(now),
+        };
+        let outcome = self.registrar.register(user, msg, arrival);
+        self.events.extend(self.registrar.drain_events());
+        match outcome {
+            RegisterOutcome::Ok { contacts, path } => {
+                self.stats.registrations += 1;
+                let mut headers: Vec<(&str, String)> = contacts
+                    .iter()
+                    .map(|c| {
+                        let mut v = format!("<{}>;expires={}", c.contact, c.expires_in);
+                        if let Some(i) = &c.instance {
+                            v.push_str(";+sip.instance=");
+                            v.push_str(i);
+                        }
+                        if let Some(r) = c.reg_id {
+                            v.push_str(&format!(";reg-id={r}"));
+                        }
+                        ("Contact", v)
+                    })
+                    .collect();
+                headers.extend(path.iter().map(|p| ("Path", p.to_string())));
+                if contacts.iter().any(|c| c.reg_id.is_some()) {
+                    headers.push(("Require", "outbound".into()));
+                }
+                let refs: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                self.reply(msg, 200, "OK", &refs, via, origin);
+            }
+            RegisterOutcome::IntervalTooBrief(min) => {
+                let min = min.to_string();
+                self.reply(
+                    msg,
+                    423,
+                    "Interval Too Brief",
+                    &[("Min-Expires", &min)],
+                    via,
+                    origin,
+                )
+            }
+            RegisterOutcome::Invalid(why) => self.reply(msg, 400, why, &[], via, origin),
+            RegisterOutcome::OutOfOrder => self.reply(
+                msg,
+                500,
+                "Stale CSeq for this Call-ID",
+                &[("Retry-After", "1")],
+                via,
+                origin,
+            ),
+        }
+    }
+
+    /// Milliseconds since the UNIX epoch at `now`.
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.cfg.epoch_unix_ms + now.saturating_duration_since(self.cfg.epoch).as_millis() as u64
     }
 
     fn now_ms(&self, now: Instant) -> u64 {

@@ -4,7 +4,9 @@
 //! explicit `now` and return what should be sent. The `engine` crate owns the I/O.
 
 pub mod auth;
+pub mod directory;
 pub mod endpoint;
+pub mod registrar;
 pub mod sip;
 pub mod transaction;
 pub mod uas;

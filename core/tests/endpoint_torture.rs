@@ -36,8 +36,15 @@ fn endpoint() -> Endpoint<u32> {
         server: "mgw-test".into(),
         nonce_lifetime: Duration::from_secs(30),
         nonce_key: NonceKey::new([3; 32]),
+        sha256_first: false,
+        md5_only_user_agents: vec!["baresip v1.".into()],
         epoch: Instant::now(),
         timers: Default::default(),
+        epoch_unix_ms: 1_700_000_000_000,
+        registrar: Default::default(),
+        directory: Default::default(),
+        location: Default::default(),
+        nonce_counts: Default::default(),
     })
 }
 
@@ -156,7 +163,7 @@ fn stale_nonce_is_flagged_and_unknown_credentials_get_403() {
     let t = ep.poll_transmit().unwrap();
     let r = Message::parse(&t.bytes).unwrap();
     let challenge = r.header(HeaderName::WwwAuthenticate).unwrap();
-    assert!(challenge.contains("SHA-256"));
+    assert!(challenge.contains("MD5"), "MD5 first by default");
     let nonce = challenge
         .split("nonce=\"")
         .nth(1)

@@ -724,17 +724,28 @@ fn rfc3261_matching_uses_branch_sent_by_and_method() {
         None,
     );
     let id = new_server(l.on_request(&parse(&opt), PEER, false, t0));
-    // Branch and host are case-insensitive; the rest of the request is not compared.
+    // Branch and host are case-insensitive; other Via parameters and the To-tag are not
+    // compared.
     let same = request_via(
         "OPTIONS",
         "SIP/2.0/UDP client.a.test:5060;branch=z9hG4bKM1;rport",
-        9,
+        1,
         Some("zz"),
     );
     assert_eq!(
         l.on_request(&parse(&same), PEER, false, t0),
         Incoming::Absorbed
     );
+    // Beyond RFC 3261 17.2.3, the CSeq number (and Call-ID) must match too: a client that
+    // reuses a branch for a new request gets a new transaction (docs/decisions.md, 5).
+    let reused_branch = request_via(
+        "OPTIONS",
+        "SIP/2.0/UDP client.a.test:5060;branch=z9hG4bKm1",
+        9,
+        None,
+    );
+    let fresh = new_server(l.on_request(&parse(&reused_branch), PEER, false, t0));
+    assert_ne!(fresh, id);
     let other_sent_by = request_via(
         "OPTIONS",
         "SIP/2.0/UDP client.b.test:5060;branch=z9hG4bKm1",
@@ -750,7 +761,7 @@ fn rfc3261_matching_uses_branch_sent_by_and_method() {
         None,
     );
     new_server(l.on_request(&parse(&other_method), PEER, false, t0));
-    assert_eq!(l.len(), 3);
+    assert_eq!(l.len(), 4);
     // An ACK that matches no INVITE goes to the TU.
     let ack = request_via(
         "ACK",

@@ -22,17 +22,35 @@ fuzz_target!(|data: &[u8]| {
         server: "fuzz".into(),
         nonce_lifetime: Duration::from_secs(30),
         nonce_key: NonceKey::new([1; 32]),
+        sha256_first: false,
+        md5_only_user_agents: vec!["baresip v1.".into()],
         epoch: epoch(),
         timers: Default::default(),
+        epoch_unix_ms: 1_700_000_000_000,
+        registrar: Default::default(),
+        directory: Default::default(),
+        location: Default::default(),
+        nonce_counts: Default::default(),
     });
     let mut now = epoch();
     // Several datagrams per input, separated by a marker, so transactions see retransmissions.
     for (i, part) in data.split(|&b| b == 0xff).enumerate() {
         now += Duration::from_millis(u64::from(part.first().copied().unwrap_or(0)) * 50);
         ep.on_timeout(now);
-        ep.on_message(part, Origin { reply_to: i as u8, source: SocketAddr::from(([192, 0, 2, 1], 5060)), reliable: i % 2 == 1 }, now);
+        ep.on_message(
+            part,
+            Origin {
+                reply_to: i as u8,
+                source: SocketAddr::from(([192, 0, 2, 1], 5060)),
+                reliable: i % 2 == 1,
+            },
+            now,
+        );
         while let Some(t) = ep.poll_transmit() {
-            assert!(Message::parse(&t.bytes).is_ok(), "we sent something unparsable");
+            assert!(
+                Message::parse(&t.bytes).is_ok(),
+                "we sent something unparsable"
+            );
         }
     }
 });

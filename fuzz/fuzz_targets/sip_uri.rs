@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use mgw_core::sip::{NameAddr, Uri};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(u) = Uri::parse(s) {
         if u.check().is_ok() {
             let _ = (u.host(), u.params.iter().count(), u.user_decoded());

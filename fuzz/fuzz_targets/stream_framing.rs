@@ -7,7 +7,9 @@ use mgw_core::sip::framing::{frame, Frame};
 
 fuzz_target!(|data: &[u8]| {
     match frame(data) {
-        Ok(Frame::Message { len }) | Ok(Frame::KeepAlive { len, .. }) => assert!(len <= data.len() && len > 0),
+        Ok(Frame::Message { len }) | Ok(Frame::KeepAlive { len, .. }) => {
+            assert!(len <= data.len() && len > 0)
+        }
         _ => {}
     }
 });

@@ -9,17 +9,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use mgw_core::auth::NonceKey;
+use mgw_core::auth::{NonceCounts, NonceKey};
+use mgw_core::directory::{self, Directory};
 use mgw_core::endpoint::EndpointConfig;
+use mgw_core::registrar::{Binding, LocationTable, Record, RegistrarConfig};
 use mgw_core::transaction::TimerConfig;
 use mgw_engine::{Engine, EngineHandle, ListenAddr};
 
-use crate::admin::{metrics, AdminHandle};
+use crate::admin::{metrics, AdminHandle, Json, Role};
 use crate::config::{self, Config, ConfigError};
 use crate::signalling::{SipCounters, SipWorker};
-
-/// How long a digest nonce stays fresh before `stale=true` (RFC 7616 section 3.3).
-const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+use crate::store::journal::Journal;
 
 /// The engine, shared with the metrics renderer on the admin thread until shutdown takes it.
 type SharedEngine = Arc<Mutex<Option<EngineHandle>>>;
@@ -27,6 +27,7 @@ type SharedEngine = Arc<Mutex<Option<EngineHandle>>>;
 /// The running gateway; [`GatewayHandle::shutdown`] stops it.
 pub struct GatewayHandle {
     engine: SharedEngine,
+    journal: Option<Journal>,
     backend: String,
     listeners: Vec<ListenAddr>,
 }
@@ -53,7 +54,7 @@ impl GatewayHandle {
 
     /// Stops the workers and joins them. Called once, on SIGTERM/SIGINT, after `/health` has
     /// turned 503.
-    pub fn shutdown(self) -> Result<(), String> {
+    pub fn shutdown(mut self) -> Result<(), String> {
         let engine = self
             .engine
             .lock()
@@ -62,24 +63,90 @@ impl GatewayHandle {
         if let Some(e) = engine {
             e.shutdown();
         }
+        // After the workers: every change they made is queued, so nothing is lost.
+        if let Some(j) = self.journal.take() {
+            j.close();
+        }
         Ok(())
     }
 }
 
 /// Starts the gateway described by `config`; `admin` receives its metrics and API routes.
 pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle, String> {
+    let now_unix_ms = unix_ms();
+    let directory = Arc::new(Directory::new());
+    let location = Arc::new(LocationTable::new());
+    if let Some(path) = &config.accounts.import_csv {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("accounts.import_csv {}: {e}", path.display()))?;
+        let log_ons = directory::parse_csv(&text, &config.sip.domain).map_err(|errors| {
+            let first = &errors[0];
+            format!(
+                "accounts.import_csv {}: {first}{}; fix the file and restart",
+                path.display(),
+                if errors.len() > 1 {
+                    format!(" (and {} more faulty lines)", errors.len() - 1)
+                } else {
+                    String::new()
+                }
+            )
+        })?;
+        log::info!(
+            "imported {} log-on(s) from {}",
+            log_ons.len(),
+            path.display()
+        );
+        for l in log_ons {
+            location.set_number(&l.user, &l.number);
+            directory.insert(l);
+        }
+    }
+    let (journal, loaded) =
+        Journal::open(&config.store.dir, now_unix_ms).map_err(|e| e.to_string())?;
+    for (user, binding) in &loaded {
+        location.update(user, |cur| {
+            let mut r: Record = cur.cloned().unwrap_or_default();
+            r.bindings.retain(|b| b.contact != binding.contact);
+            r.bindings.push(binding.clone());
+            r
+        });
+    }
+    if !loaded.is_empty() {
+        log::info!(
+            "restored {} binding(s) from {}",
+            loaded.len(),
+            config.store.dir.display()
+        );
+    }
+    let loaded: Arc<Vec<(Box<str>, Binding)>> = Arc::new(loaded);
+    let journal_tx = journal.sender();
+    let r = &config.registrar;
     let endpoint_cfg = EndpointConfig {
         domain: config.sip.domain.clone(),
         server: config.sip.user_agent.clone(),
-        nonce_lifetime: NONCE_LIFETIME,
+        nonce_lifetime: Duration::from_secs(r.nonce_lifetime_s),
         nonce_key: NonceKey::new(random_key().map_err(|e| format!("reading /dev/urandom: {e}"))?),
+        sha256_first: r.sha256_first,
+        md5_only_user_agents: r.md5_only_user_agents.clone(),
         epoch: Instant::now(),
+        epoch_unix_ms: now_unix_ms,
         timers: TimerConfig {
             t1: config.sip.t1(),
             t2: config.sip.t2(),
             t4: config.sip.t4(),
             ..TimerConfig::default()
         },
+        registrar: RegistrarConfig {
+            min_expires: r.min_expires,
+            max_expires: r.max_expires,
+            default_expires: r.default_expires,
+            max_contacts: r.max_contacts,
+            expiry_spread_pct: r.expiry_spread_pct,
+            ..RegistrarConfig::default()
+        },
+        directory: directory.clone(),
+        location: location.clone(),
+        nonce_counts: Arc::new(NonceCounts::new()),
     };
     let engine_cfg = mgw_engine::EngineConfig {
         workers: config.engine.workers,
@@ -107,11 +174,20 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             .collect(),
     );
     let per_worker = counters.clone();
+    let workers = engine_cfg.workers.max(1);
     let engine = Engine::start(engine_cfg, move |worker| {
-        SipWorker::new(
+        let mut w = SipWorker::new(
             endpoint_cfg.clone(),
             per_worker[worker % per_worker.len()].clone(),
-        )
+            journal_tx.clone(),
+        );
+        // Restored bindings are spread over the workers' expiry wheels.
+        for (i, (user, b)) in loaded.iter().enumerate() {
+            if i % workers == worker {
+                w.watch_binding(user, b);
+            }
+        }
+        w
     })
     .map_err(|e| bind_error(config, e))?;
     log::info!(
@@ -119,12 +195,15 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         engine.workers(),
         engine.backend()
     );
+    register_api(admin, &directory, &location);
     let handle = GatewayHandle {
+        journal: Some(journal),
         backend: engine.backend().to_string(),
         listeners: engine.local_addrs(),
         engine: Arc::new(Mutex::new(Some(engine))),
     };
     let shared = handle.engine.clone();
+    let metrics_location = location.clone();
     admin.add_metrics(move |out: &mut String| {
         let stats = shared
             .lock()
@@ -132,7 +211,19 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             .as_ref()
             .map(EngineHandle::stats)
             .unwrap_or_default();
-        render_metrics(out, &counters, &stats)
+        render_metrics(out, &counters, &stats);
+        metrics::gauge(
+            out,
+            "mgw_registrar_bindings",
+            "Registered contacts",
+            metrics_location.bindings(),
+        );
+        metrics::gauge(
+            out,
+            "mgw_registrar_users",
+            "Log-ons with at least one binding",
+            metrics_location.len(),
+        );
     });
     Ok(handle)
 }
@@ -236,6 +327,51 @@ fn render_metrics(
         "Panics caught around protocol handlers",
         total(|s| s.handler_panics),
     );
+}
+
+/// `GET /api/v1/registrations`: every binding with who, where from, how, and for how long.
+fn register_api(admin: &AdminHandle, directory: &Arc<Directory>, location: &Arc<LocationTable>) {
+    let (directory, location) = (directory.clone(), location.clone());
+    admin.route(
+        crate::admin::Method::Get,
+        "/api/v1/registrations",
+        Role::Viewer,
+        move |req| {
+            let now = unix_ms();
+            let user_filter = req.query("user").map(str::to_string);
+            let mut out = Vec::new();
+            location.for_each(|user, record| {
+                if user_filter.as_deref().is_some_and(|u| u != user) {
+                    return;
+                }
+                let number = directory.get(user).map(|l| l.number.to_string());
+                for b in record.bindings.iter().filter(|b| b.expires_at_ms > now) {
+                    out.push(serde_json::json!({
+                        "user": user,
+                        "number": number,
+                        "contact": &*b.contact,
+                        "source": b.source.to_string(),
+                        "transport": b.transport.as_str(),
+                        "user_agent": &*b.user_agent,
+                        "expires_in": (b.expires_at_ms - now).div_ceil(1000),
+                        "instance": b.instance.as_deref(),
+                        "reg_id": b.reg_id,
+                        "path": b.path.iter().map(|p| &**p).collect::<Vec<_>>(),
+                        "q": f64::from(b.q) / 1000.0,
+                        "call_id": &*b.call_id,
+                        "cseq": b.cseq,
+                    }));
+                }
+            });
+            Ok(Json::ok(serde_json::Value::Array(out)))
+        },
+    );
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Names the listener that could not be bound, as the config key the user must change.

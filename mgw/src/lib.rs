@@ -9,3 +9,4 @@ pub mod config;
 pub mod gateway;
 pub mod logger;
 pub mod signalling;
+pub mod store;

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mgw_core::endpoint::{salvage_reply, Endpoint, EndpointConfig, EndpointStats, Origin};
+use mgw_core::registrar::Binding;
+
+use crate::store::journal::{JournalOp, JournalSender};
 use mgw_core::sip::framing::FrameError;
 use mgw_engine::{Handler, Outbox, Peer, Transport};
 
@@ -44,20 +47,34 @@ pub struct SipWorker {
     endpoint: Endpoint<Peer>,
     server: String,
     counters: Arc<SipCounters>,
+    journal: JournalSender,
 }
 
 impl SipWorker {
-    pub fn new(cfg: EndpointConfig, counters: Arc<SipCounters>) -> SipWorker {
+    pub fn new(
+        cfg: EndpointConfig,
+        counters: Arc<SipCounters>,
+        journal: JournalSender,
+    ) -> SipWorker {
         SipWorker {
             server: cfg.server.clone(),
             endpoint: Endpoint::new(cfg),
             counters,
+            journal,
         }
+    }
+
+    /// Expiry of a binding restored from the store is watched by this worker.
+    pub fn watch_binding(&mut self, user: &str, binding: &Binding) {
+        self.endpoint.watch_binding(user, binding);
     }
 
     fn flush(&mut self, out: &mut Outbox) {
         while let Some(t) = self.endpoint.poll_transmit() {
             out.send(t.to, &t.bytes);
+        }
+        while let Some(e) = self.endpoint.poll_event() {
+            self.journal.send(JournalOp::from_event(&e));
         }
         self.counters
             .publish(&self.endpoint.stats, self.endpoint.transactions());

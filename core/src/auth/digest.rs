@@ -102,25 +102,40 @@ impl ChallengeKind {
     }
 }
 
-/// One challenge per algorithm, SHA-256 first: RFC 8760 section 2.4 has clients pick the first
-/// they support, and MD5-only phones skip it.
+/// One challenge per algorithm. RFC 8760 section 2.4 has clients take the first they support,
+/// but many deployed ones (SIPp 3.6, older desk phones) take the first and fail on SHA-256, so
+/// MD5 comes first unless `sha256_first` is set (docs/decisions.md).
 pub struct Challenge<'a> {
     pub realm: &'a str,
     pub nonce: &'a str,
     pub stale: bool,
+    pub sha256_first: bool,
+    /// Only MD5, for clients that fail on any challenge they cannot answer instead of skipping
+    /// it (libre/baresip 1.x: ENOSYS on a SHA-256 challenge, even after an MD5 one).
+    pub md5_only: bool,
 }
 
 impl Challenge<'_> {
-    pub fn header_values(&self) -> [String; 2] {
-        [Algorithm::Sha256, Algorithm::Md5].map(|alg| {
-            format!(
-                "Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"{}",
-                self.realm,
-                self.nonce,
-                alg.as_str(),
-                if self.stale { ", stale=true" } else { "" }
-            )
-        })
+    pub fn header_values(&self) -> Vec<String> {
+        let order: &[Algorithm] = if self.md5_only {
+            &[Algorithm::Md5]
+        } else if self.sha256_first {
+            &[Algorithm::Sha256, Algorithm::Md5]
+        } else {
+            &[Algorithm::Md5, Algorithm::Sha256]
+        };
+        order
+            .iter()
+            .map(|alg| {
+                format!(
+                    "Digest realm=\"{}\", nonce=\"{}\", algorithm={}, qop=\"auth\"{}",
+                    self.realm,
+                    self.nonce,
+                    alg.as_str(),
+                    if self.stale { ", stale=true" } else { "" }
+                )
+            })
+            .collect()
     }
 }
 
@@ -171,6 +186,8 @@ mod tests {
             realm: "mgw.test",
             nonce: "n",
             stale: true,
+            sha256_first: true,
+            md5_only: false,
         }
         .header_values();
         assert!(v[0].contains("algorithm=SHA-256") && v[0].contains("stale=true"));

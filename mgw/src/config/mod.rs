@@ -45,6 +45,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub admin: AdminConfig,
     pub store: StoreConfig,
+    pub registrar: RegistrarConfig,
     pub licences: LicencesConfig,
     pub accounts: AccountsConfig,
     pub emergency: EmergencyConfig,
@@ -221,6 +222,48 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             dir: PathBuf::from("./mgw-data"),
+        }
+    }
+}
+
+/// `[registrar]`: how REGISTER is answered and when bindings expire.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Shorter requested expiries get 423 Interval Too Brief. Default 60 s.
+    pub min_expires: u32,
+    /// Longer requested expiries are shortened to this. Default 3600 s.
+    pub max_expires: u32,
+    /// Expiry when the phone asks for none. Default 3600 s.
+    pub default_expires: u32,
+    /// Bindings per log-on; a new one beyond it replaces the least recently refreshed.
+    /// Default 10.
+    pub max_contacts: usize,
+    /// Grant up to this many percent less than asked (per phone), so phones that registered
+    /// together do not all refresh together. Default 0.
+    pub expiry_spread_pct: u8,
+    /// How long a digest nonce stays fresh before `stale=true`. Default 300 s.
+    pub nonce_lifetime_s: u64,
+    /// Offer the SHA-256 digest challenge before the MD5 one. Both are always offered; many
+    /// phones (and SIPp) take the first and cannot do SHA-256, so the default is false.
+    pub sha256_first: bool,
+    /// User-Agent prefixes (case-insensitive) that are challenged with MD5 only, because they
+    /// fail on a challenge they cannot answer instead of skipping it. Default: Debian's
+    /// baresip 1.x (libre returns ENOSYS on a SHA-256 challenge).
+    pub md5_only_user_agents: Vec<String>,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 10,
+            expiry_spread_pct: 0,
+            nonce_lifetime_s: 300,
+            sha256_first: false,
+            md5_only_user_agents: vec!["baresip v0.".into(), "baresip v1.".into()],
         }
     }
 }
@@ -561,6 +604,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_registrar()?;
         self.validate_emergency()?;
         self.validate_media()?;
         let mut prefixes = Prefixes::default();
@@ -568,6 +612,46 @@ impl Config {
         self.validate_dect()?;
         self.validate_trunks(&mut prefixes)?;
         self.validate_phonebook(&mut prefixes)?;
+        Ok(())
+    }
+
+    fn validate_registrar(&self) -> Result<(), ConfigError> {
+        let r = &self.registrar;
+        if r.min_expires == 0 || r.min_expires > r.max_expires {
+            return Err(ConfigError::invalid(
+                "registrar.min_expires",
+                r.min_expires,
+                format!("must be 1 to registrar.max_expires ({})", r.max_expires),
+            ));
+        }
+        if !(r.min_expires..=r.max_expires).contains(&r.default_expires) {
+            return Err(ConfigError::invalid(
+                "registrar.default_expires",
+                r.default_expires,
+                "must lie between registrar.min_expires and registrar.max_expires",
+            ));
+        }
+        if r.max_contacts == 0 {
+            return Err(ConfigError::invalid(
+                "registrar.max_contacts",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if r.expiry_spread_pct > 50 {
+            return Err(ConfigError::invalid(
+                "registrar.expiry_spread_pct",
+                r.expiry_spread_pct,
+                "must be 0-50 (percent of the requested expiry)",
+            ));
+        }
+        if r.nonce_lifetime_s < 10 {
+            return Err(ConfigError::invalid(
+                "registrar.nonce_lifetime_s",
+                r.nonce_lifetime_s,
+                "must be at least 10 seconds",
+            ));
+        }
         Ok(())
     }
 
