@@ -502,10 +502,12 @@ impl<A: Clone> Endpoint<A> {
 /// Whether a request needs a server transaction. What the endpoint answers at once, from the
 /// request alone, is answered statelessly (RFC 3261 section 8.2.7), as Kamailio's `sl` does: a
 /// retransmission simply gets the same answer again (the To-tag is derived from the request),
-/// and no state is held for 64*T1. REGISTER keeps its transaction so that a retransmitted
-/// REGISTER is absorbed rather than seen as a replayed nonce-count.
+/// and no state is held for 64*T1. That includes the digest challenge of a REGISTER without
+/// credentials. A REGISTER with credentials keeps its transaction so that its retransmission is
+/// absorbed rather than seen as a replayed nonce-count.
 fn stateful(msg: &Message<'_>) -> bool {
     matches!(msg.method(), Some(Method::Register))
+        && msg.header(HeaderName::Authorization).is_some()
 }
 
 /// A To-tag derived from the request, so that a retransmitted request answered without a

@@ -20,11 +20,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mgw_core::registrar::{Binding, EventKind, RegistrationEvent, Transport};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 const FILE: &str = "bindings.journal";
 /// Rewrite once the journal holds this many lines per live binding (and at least 10 000).
 const COMPACT_FACTOR: usize = 4;
+/// After the first change arrives, the writer gathers more for this long, so a registration
+/// storm costs one wake-up and one write per batch instead of per REGISTER. It bounds how old
+/// the newest change can be when a `kill -9` comes.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
 /// One change, as the writer thread receives it.
 pub enum JournalOp {
@@ -164,6 +169,9 @@ fn writer(dir: PathBuf, mut file: File, mut live: Live, mut lines: usize, rx: mp
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => Some(Msg::Stop),
         };
+        if first.is_some() {
+            std::thread::sleep(BATCH_WINDOW);
+        }
         let mut stop = false;
         for m in first.into_iter().chain(rx.try_iter()) {
             match m {
@@ -260,43 +268,76 @@ fn apply_line(live: &mut Live, line: &str) {
     }
 }
 
-fn encode(op: &JournalOp) -> String {
-    match op {
-        JournalOp::Put { user, binding: b } => json!({
-            "op": "put",
-            "user": &**user,
-            "contact": &*b.contact,
-            "instance": b.instance.as_deref(),
-            "reg_id": b.reg_id,
-            "path": b.path.iter().map(|p| &**p).collect::<Vec<_>>(),
-            "q": b.q,
-            "call_id": &*b.call_id,
-            "cseq": b.cseq,
-            "expires_at_ms": b.expires_at_ms,
-            "updated_ms": b.updated_ms,
-            "source": b.source.to_string(),
-            "transport": b.transport.as_str(),
-            "user_agent": &*b.user_agent,
-        })
-        .to_string(),
-        JournalOp::Del { user, contact } => {
-            json!({"op": "del", "user": &**user, "contact": &**contact}).to_string()
-        }
-    }
+/// One journal line, borrowed from the op (no intermediate `Value`).
+#[derive(Serialize)]
+struct Line<'a> {
+    op: &'static str,
+    user: &'a str,
+    contact: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    put: Option<PutFields<'a>>,
 }
 
-fn decode(v: &Value) -> Option<JournalOp> {
+#[derive(Serialize)]
+struct PutFields<'a> {
+    instance: Option<&'a str>,
+    reg_id: Option<u32>,
+    path: Vec<&'a str>,
+    q: u16,
+    call_id: &'a str,
+    cseq: u32,
+    expires_at_ms: u64,
+    updated_ms: u64,
+    source: String,
+    transport: &'static str,
+    user_agent: &'a str,
+}
+
+fn encode(op: &JournalOp) -> String {
+    let line = match op {
+        JournalOp::Put { user, binding: b } => Line {
+            op: "put",
+            user,
+            contact: &b.contact,
+            put: Some(PutFields {
+                instance: b.instance.as_deref(),
+                reg_id: b.reg_id,
+                path: b.path.iter().map(|p| &**p).collect(),
+                q: b.q,
+                call_id: &b.call_id,
+                cseq: b.cseq,
+                expires_at_ms: b.expires_at_ms,
+                updated_ms: b.updated_ms,
+                source: b.source.to_string(),
+                transport: b.transport.as_str(),
+                user_agent: &b.user_agent,
+            }),
+        },
+        JournalOp::Del { user, contact } => Line {
+            op: "del",
+            user,
+            contact,
+            put: None,
+        },
+    };
+    // Serializing plain strings and numbers cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+fn decode(line: &Value) -> Option<JournalOp> {
+    let user: Box<str> = line.get("user")?.as_str()?.into();
+    let contact = line.get("contact")?.as_str()?;
+    let v = line.get("put").unwrap_or(line);
     let s = |k: &str| v.get(k).and_then(Value::as_str);
-    let user: Box<str> = s("user")?.into();
-    match s("op")? {
+    match line.get("op")?.as_str()? {
         "del" => Some(JournalOp::Del {
             user,
-            contact: s("contact")?.into(),
+            contact: contact.into(),
         }),
         "put" => Some(JournalOp::Put {
             user,
             binding: Binding {
-                contact: s("contact")?.into(),
+                contact: contact.into(),
                 instance: s("instance").map(Into::into),
                 reg_id: v
                     .get("reg_id")
