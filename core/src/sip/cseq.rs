@@ -1,6 +1,6 @@
 //! The CSeq header field (RFC 3261 section 20.16).
 
-use super::lex;
+use super::lex::{self, class};
 use super::method::Method;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,18 +14,34 @@ pub struct CSeq<'a> {
 pub struct CSeqError;
 
 impl<'a> CSeq<'a> {
+    #[inline]
     pub fn parse(value: &'a str) -> Result<CSeq<'a>, CSeqError> {
         let s = lex::trim(value);
-        let end = lex::find_lws(s).ok_or(CSeqError)?;
-        let seq = lex::parse_u32(&s[..end])
-            .filter(|&n| n < 1 << 31)
-            .ok_or(CSeqError)?;
-        let method = lex::trim(&s[end..]);
+        let b = s.as_bytes();
+        // Digits, then LWS (so the trimmed value has a method after it).
+        let mut seq = 0u64;
+        let mut end = 0;
+        while let Some(&d) = b.get(end) {
+            let digit = d.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            seq = seq * 10 + u64::from(digit);
+            if seq >= 1 << 31 {
+                return Err(CSeqError);
+            }
+            end += 1;
+        }
+        if end == 0 || !b.get(end).is_some_and(|&c| lex::is_lws(c)) {
+            return Err(CSeqError);
+        }
+        let method = &s[end + lex::run(&b[end..], class::LWS)..];
         if !lex::is_token_str(method) {
             return Err(CSeqError);
         }
         Ok(CSeq {
-            seq,
+            // Below 2^31, checked above.
+            seq: seq as u32,
             method: Method::from_token(method),
         })
     }

@@ -3,27 +3,71 @@
 //! Header values are slices of the received datagram, so a folded value still contains its CRLF;
 //! every rule here therefore treats CR and LF as linear white space.
 
-const fn token_table() -> [bool; 256] {
-    let mut t = [false; 256];
+/// Octet classes as bit flags, one table lookup per octet on the hot paths.
+pub(crate) mod class {
+    /// `token` (RFC 3261 section 25.1).
+    pub const TOKEN: u8 = 1;
+    /// Linear white space, CR and LF included.
+    pub const LWS: u8 = 2;
+    /// hostname and IPv4address octets: alphanumerics, `-` and `.`.
+    pub const HOST: u8 = 4;
+    /// Inside an IPv6 reference's brackets: hex digits, `:` and `.`.
+    pub const IPV6: u8 = 8;
+    pub const DIGIT: u8 = 16;
+}
+
+const fn class_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
+        let mut f = 0;
+        if c.is_ascii_alphanumeric()
             || matches!(
                 c,
                 b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
+            )
+        {
+            f |= class::TOKEN;
+        }
+        if is_lws(c) {
+            f |= class::LWS;
+        }
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'.' {
+            f |= class::HOST;
+        }
+        if c.is_ascii_hexdigit() || c == b':' || c == b'.' {
+            f |= class::IPV6;
+        }
+        if c.is_ascii_digit() {
+            f |= class::DIGIT;
+        }
+        t[b] = f;
         b += 1;
     }
     t
 }
 
-static TOKEN: [bool; 256] = token_table();
+static CLASS: [u8; 256] = class_table();
+
+/// Whether `b` is in any of the `classes` (flags of [`class`]).
+#[inline]
+pub(crate) fn is(b: u8, classes: u8) -> bool {
+    CLASS[usize::from(b)] & classes != 0
+}
+
+/// Length of the run of octets at the start of `b` that are in any of the `classes`.
+#[inline]
+pub(crate) fn run(b: &[u8], classes: u8) -> usize {
+    b.iter()
+        .position(|&c| !is(c, classes))
+        .unwrap_or(b.len())
+}
 
 /// `token` characters (RFC 3261 section 25.1).
 #[inline]
 pub fn is_token(b: u8) -> bool {
-    TOKEN[usize::from(b)]
+    is(b, class::TOKEN)
 }
 
 /// Linear white space, including the CRLF of a folded line.
@@ -63,33 +107,90 @@ pub fn trim_bytes(b: &[u8]) -> &[u8] {
 const ONES: u64 = u64::from_le_bytes([1; 8]);
 const HIGHS: u64 = ONES << 7;
 
-/// How far `find_byte` looks word by word before handing the rest to `memchr`: most header
-/// values end sooner, and for them an inlined loop beats memchr's call, dispatch and setup.
-const WORDS_FIRST: usize = 64;
+/// Haystacks at least this long go to `memchr`, whose vector loop then pays for its call and
+/// dispatch; the values searched here are mostly shorter, and an inlined word loop wins there.
+const MEMCHR_FROM: usize = 64;
 
-/// Position of the first `needle` in `hay`.
+/// Flags (in the high bit of each octet) the octets of `w` equal to the octet repeated in
+/// `pattern`. Only the lowest flag is exact: a borrow runs upwards from a real match.
 #[inline]
-pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    let pattern = ONES * u64::from(needle);
-    let near = &hay[..hay.len().min(WORDS_FIRST)];
+fn eq_flags(w: u64, pattern: u64) -> u64 {
+    let x = w ^ pattern;
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Flags the octets of `w` below 0x21 (SP, HT, CR, LF and the other controls); only the lowest
+/// flag is exact.
+#[inline]
+fn ctl_flags(w: u64) -> u64 {
+    w.wrapping_sub(ONES * 0x21) & !w & HIGHS
+}
+
+/// The first position in `hay` (at least one word long) whose octet is flagged by `flags`,
+/// word by word; the last word overlaps the one before, so no octet is left to a byte loop.
+#[inline]
+fn find_words(hay: &[u8], flags: impl Fn(u64) -> u64) -> Option<usize> {
+    let word = |at: usize| match hay[at..].first_chunk::<8>() {
+        Some(w) => u64::from_le_bytes(*w),
+        None => 0,
+    };
+    let n = hay.len();
     let mut i = 0;
-    while let Some(word) = near[i..].first_chunk::<8>() {
-        // A zero byte in `x` is a match; the lowest flagged byte is exact (borrows only run
-        // upwards from a real zero).
-        let x = u64::from_le_bytes(*word) ^ pattern;
-        let hit = x.wrapping_sub(ONES) & !x & HIGHS;
+    while i + 8 <= n {
+        let hit = flags(word(i));
         if hit != 0 {
             return Some(i + (hit.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    if i < near.len() {
-        if let Some(p) = near[i..].iter().position(|&b| b == needle) {
-            return Some(i + p);
+    if i < n && n >= 8 {
+        let hit = flags(word(n - 8));
+        if hit != 0 {
+            return Some(n - 8 + (hit.trailing_zeros() / 8) as usize);
         }
     }
-    let far = near.len();
-    memchr::memchr(needle, &hay[far..]).map(|p| far + p)
+    None
+}
+
+/// Position of the first `needle` in `hay`. Always inlined: the callers are small parsers that
+/// LLVM otherwise leaves calling it, at a cost close to the search's own on short values.
+#[inline(always)]
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    if hay.len() >= MEMCHR_FROM {
+        return memchr::memchr(needle, hay);
+    }
+    if hay.len() < 8 {
+        return hay.iter().position(|&b| b == needle);
+    }
+    let pattern = ONES * u64::from(needle);
+    find_words(hay, |w| eq_flags(w, pattern))
+}
+
+/// Position of the first `a` or `b` in `hay`.
+#[inline]
+pub fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    if hay.len() >= MEMCHR_FROM {
+        return memchr::memchr2(a, b, hay);
+    }
+    if hay.len() < 8 {
+        return hay.iter().position(|&c| c == a || c == b);
+    }
+    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
+    find_words(hay, |w| eq_flags(w, pa) | eq_flags(w, pb))
+}
+
+/// Position of the first `needle` or octet below 0x21 (LWS or another control) in `hay`, or
+/// its length.
+#[inline]
+pub(crate) fn find_byte_or_ctl(hay: &[u8], needle: u8) -> usize {
+    if hay.len() < 8 {
+        return hay
+            .iter()
+            .position(|&b| b == needle || b < 0x21)
+            .unwrap_or(hay.len());
+    }
+    let pattern = ONES * u64::from(needle);
+    find_words(hay, |w| eq_flags(w, pattern) | ctl_flags(w)).unwrap_or(hay.len())
 }
 
 /// Position of the first `b` in `s` (ASCII only, so the position is a char boundary).
@@ -112,11 +213,12 @@ pub fn is_token_str(s: &str) -> bool {
 /// Length of the run of token octets at the start of `b`.
 #[inline]
 pub fn token_len(b: &[u8]) -> usize {
-    b.iter().position(|&c| !is_token(c)).unwrap_or(b.len())
+    run(b, class::TOKEN)
 }
 
 /// Length of the quoted string at the start of `s` (which must start with `"`), quotes included.
 /// `None` if it is not terminated.
+#[inline]
 pub fn quoted_len(s: &[u8]) -> Option<usize> {
     let mut i = 1;
     while i < s.len() {
@@ -208,12 +310,30 @@ pub fn escapes_valid(s: &[u8]) -> bool {
 }
 
 /// Parses a run of ASCII digits as u32; `None` on empty, non-digit or overflow.
+#[inline]
 pub fn parse_u32(s: &str) -> Option<u32> {
     parse_u32_bytes(s.as_bytes())
 }
 
+/// Always inlined for the same reason as [`find_byte`].
+#[inline(always)]
 pub fn parse_u32_bytes(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+    if s.is_empty() {
+        return None;
+    }
+    // Ten digits fit u64 without overflow; longer runs go through the checked fold.
+    if s.len() <= 10 {
+        let mut n = 0u64;
+        for &d in s {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(v);
+        }
+        return u32::try_from(n).ok();
+    }
+    if !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
     s.iter().try_fold(0u32, |acc, d| {

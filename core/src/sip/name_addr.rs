@@ -1,7 +1,7 @@
 //! name-addr / addr-spec with header parameters: From, To, Contact, Route, Record-Route, Path
 //! (RFC 3261 section 20.10 and 25.1).
 
-use super::lex;
+use super::lex::{self, class};
 use super::params::Params;
 use super::uri::Uri;
 
@@ -30,29 +30,49 @@ pub enum NameAddrError {
 }
 
 impl<'a> NameAddr<'a> {
+    #[inline]
     pub fn parse(value: &'a str) -> Result<NameAddr<'a>, NameAddrError> {
         let s = lex::trim(value);
         let b = s.as_bytes();
-        let (display, after_display) = if b.first() == Some(&b'"') {
-            let n = lex::quoted_len(b).ok_or(NameAddrError::UnterminatedQuote)?;
-            (Some(&s[..n]), lex::trim(&s[n..]))
-        } else if let Some(lt) = lex::find(s, b'<') {
-            let d = lex::trim(&s[..lt]);
-            if !d.bytes().all(|c| lex::is_token(c) || lex::is_lws(c)) {
-                return Err(NameAddrError::BadDisplayName);
+        let (display, after_display) = match b.first() {
+            Some(b'"') => {
+                let n = lex::quoted_len(b).ok_or(NameAddrError::UnterminatedQuote)?;
+                (Some(&s[..n]), lex::trim(&s[n..]))
             }
-            ((!d.is_empty()).then_some(d), &s[lt..])
-        } else {
-            (None, s)
+            _ => {
+                // An unquoted display name is tokens and LWS up to the first '<'; any other
+                // octet first means an addr-spec, unless a '<' follows somewhere after all.
+                let d_end = lex::run(b, class::TOKEN | class::LWS);
+                if b.get(d_end) == Some(&b'<') {
+                    let d = lex::trim(&s[..d_end]);
+                    ((!d.is_empty()).then_some(d), &s[d_end..])
+                } else if lex::find(&s[d_end..], b'<').is_some() {
+                    return Err(NameAddrError::BadDisplayName);
+                } else {
+                    (None, s)
+                }
+            }
         };
 
         if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = lex::find(inner, b'>').ok_or(NameAddrError::MissingAngle)?;
-            let uri_str = &inner[..gt];
-            if uri_str.bytes().any(lex::is_lws) {
-                return Err(NameAddrError::SpaceInAddrSpec);
-            }
-            let uri = Uri::parse(uri_str).map_err(|_| NameAddrError::BadUri)?;
+            let ib = inner.as_bytes();
+            // The URI ends at the first '>' and holds no LWS; a missing '>' is reported first.
+            let mut from = 0;
+            let gt = loop {
+                let stop = from + lex::find_byte_or_ctl(&ib[from..], b'>');
+                match ib.get(stop) {
+                    Some(b'>') => break stop,
+                    Some(&c) if lex::is_lws(c) => {
+                        return Err(match lex::find(&inner[stop..], b'>') {
+                            None => NameAddrError::MissingAngle,
+                            Some(_) => NameAddrError::SpaceInAddrSpec,
+                        })
+                    }
+                    Some(_) => from = stop + 1,
+                    None => return Err(NameAddrError::MissingAngle),
+                }
+            };
+            let uri = Uri::parse(&inner[..gt]).map_err(|_| NameAddrError::BadUri)?;
             let params = Params(&inner[gt + 1..]);
             check_header_params(params)?;
             return Ok(NameAddr {
@@ -108,12 +128,14 @@ impl<'a> NameAddr<'a> {
     }
 }
 
+/// After the address only LWS and then `;params` may follow.
+#[inline]
 fn check_header_params(p: Params<'_>) -> Result<(), NameAddrError> {
-    let rest = lex::trim(p.as_str());
-    if !rest.is_empty() && !rest.starts_with(';') {
-        return Err(NameAddrError::BadParams);
+    let b = p.as_str().as_bytes();
+    match b.get(lex::run(b, class::LWS)) {
+        None | Some(b';') => Ok(()),
+        Some(_) => Err(NameAddrError::BadParams),
     }
-    Ok(())
 }
 
 #[cfg(test)]

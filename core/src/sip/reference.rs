@@ -1,8 +1,8 @@
 //! The straightforward parsers the fast paths must agree with (tests only).
 //!
-//! The hot-path parsers scan bytes once and fall back to the general grammar on anything
-//! unusual; their only contract is to give exactly what these plain, slice-and-trim versions
-//! give. Property tests below compare the two on the torture corpus, on mutations of it and on
+//! These are the slice-and-trim parsers as they stood before the hot paths were rewritten to
+//! scan octets once (and fall back to the general grammar on anything unusual). The rewrite's
+//! only contract is to give exactly what these give. Property tests below compare the two on the torture corpus, on mutations of it and on
 //! strings drawn from the octets the grammars care about.
 
 use super::error::ParseError;
@@ -672,11 +672,8 @@ mod tests {
     const ALPHABET: &[u8] = b"sSiIpP:@;=<>\" ,/\t\r\n\\[]?%&aAzZ059.-_+~*!'`()#$\x7f\xc3\xa9";
 
     fn sip_string() -> impl Strategy<Value = String> {
-        proptest::collection::vec(proptest::sample::select(ALPHABET), 0..48).prop_map(|v| {
-            let s = String::from_utf8_lossy(&v).into_owned();
-            // Seed some with the usual prefixes, so deeper branches get exercised.
-            s
-        })
+        proptest::collection::vec(proptest::sample::select(ALPHABET), 0..48)
+            .prop_map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
     #[test]
@@ -729,6 +726,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
+        /// Behind the usual prefixes, so the deeper branches are reached too.
         #[test]
         fn values_agree(
             prefix in proptest::sample::select(&["", "SIP/2.0/UDP ", "sip:", "<sip:", "\"a\" <sip:", "a@", "1 ", ";"][..]),

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::lex;
+use super::lex::{self, class};
 use super::params::Params;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,23 @@ const fn is_header_char(b: u8) -> bool {
 }
 
 impl<'a> Uri<'a> {
+    #[inline]
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        // `sip:` and `sips:` in any case, without the general scheme scan.
+        let b = s.as_bytes();
+        let folded = |i: usize, c: u8| b.get(i).is_some_and(|&x| x | 0x20 == c);
+        if folded(0, b's') && folded(1, b'i') && folded(2, b'p') {
+            if b.get(3) == Some(&b':') {
+                return Self::parse_sip(s, Scheme::Sip, 4);
+            }
+            if folded(3, b's') && b.get(4) == Some(&b':') {
+                return Self::parse_sip(s, Scheme::Sips, 5);
+            }
+        }
+        Self::parse_any(s)
+    }
+
+    fn parse_any(s: &'a str) -> Result<Uri<'a>, UriError> {
         let colon = lex::find(s, b':').ok_or(UriError::NoScheme)?;
         let scheme_str = &s[..colon];
         let valid_scheme = scheme_str
@@ -224,62 +240,74 @@ impl<'a> Uri<'a> {
             });
         }
 
+        Self::parse_sip(s, scheme, colon + 1)
+    }
+
+    /// The part of a SIP or SIPS URI after `scheme:`, which starts at `at`.
+    #[inline]
+    fn parse_sip(s: &'a str, scheme: Scheme<'a>, at: usize) -> Result<Uri<'a>, UriError> {
+        let rest = &s[at..];
         // '@' cannot appear unescaped after the userinfo, while the user part may hold '?' and
         // ';' (RFC 4475 section 3.1.1.2), so the userinfo is split off first.
-        let (userinfo, after_user) = match lex::find(rest, b'@') {
-            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
-            None => (None, rest),
-        };
-        let (hostpart, headers) = match lex::find(after_user, b'?') {
-            Some(i) => (&after_user[..i], Some(&after_user[i + 1..])),
-            None => (after_user, None),
-        };
-        let (user, password) = match userinfo {
-            None => (None, None),
-            Some(ui) => {
-                // The user part may hold ';' (RFC 4475 3.1.1.9) but the password starts at ':'.
-                let (u, p) = match lex::find(ui, b':') {
-                    Some(i) => (&ui[..i], Some(&ui[i + 1..])),
-                    None => (ui, None),
-                };
-                if u.is_empty() {
-                    return Err(UriError::BadUser);
+        // The user part may hold ';' (RFC 4475 3.1.1.9) but the password starts at the first
+        // ':' before the '@'; a ':' without an '@' after it belongs to the host part.
+        let (user, password, after_user) = match lex::find_either(rest.as_bytes(), b'@', b':') {
+            None => (None, None, rest),
+            Some(at) if rest.as_bytes()[at] == b'@' => (Some(&rest[..at]), None, &rest[at + 1..]),
+            Some(colon) => match lex::find(&rest[colon + 1..], b'@') {
+                Some(i) => {
+                    let at = colon + 1 + i;
+                    (
+                        Some(&rest[..colon]),
+                        Some(&rest[colon + 1..at]),
+                        &rest[at + 1..],
+                    )
                 }
-                (Some(u), p)
-            }
+                None => (None, None, rest),
+            },
         };
-        let (host, after_host) = if hostpart.starts_with('[') {
-            let close = lex::find(hostpart, b']').ok_or(UriError::BadHost)?;
-            let inner = &hostpart[1..close];
-            if inner.is_empty()
-                || !inner
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-            {
+        if user == Some("") {
+            return Err(UriError::BadUser);
+        }
+        // `?headers` end the host part, but no host, IPv6 or port octet is a '?', so the host
+        // and port are scanned first and only what follows them is searched for it.
+        let hb = after_user.as_bytes();
+        let host_end = if hb.first() == Some(&b'[') {
+            // The first octet that cannot be inside the brackets must be the closing one.
+            let close = 1 + lex::run(&hb[1..], class::IPV6);
+            if close == 1 || hb.get(close) != Some(&b']') {
                 return Err(UriError::BadHost);
             }
-            (&hostpart[..=close], &hostpart[close + 1..])
+            close + 1
         } else {
-            let end = memchr::memchr2(b':', b';', hostpart.as_bytes()).unwrap_or(hostpart.len());
-            let h = &hostpart[..end];
-            if h.is_empty()
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                || h.starts_with(['-', '.'])
-            {
+            // The host runs to the first ':', ';' or '?', and every octet before it must be a
+            // host octet.
+            let end = lex::run(hb, class::HOST);
+            if end == 0 || !matches!(hb.get(end), None | Some(b':' | b';' | b'?')) {
                 return Err(UriError::BadHost);
             }
-            (h, &hostpart[end..])
+            if matches!(hb[0], b'-' | b'.') {
+                return Err(UriError::BadHost);
+            }
+            end
         };
-        let (port, params) = if let Some(p) = after_host.strip_prefix(':') {
-            let end = lex::find(p, b';').unwrap_or(p.len());
-            let port = lex::parse_u32(&p[..end])
+        let (host, after_host) = after_user.split_at(host_end);
+        let (port, rest) = if let Some(p) = after_host.strip_prefix(':') {
+            // Digits up to the parameters or headers.
+            let digits = lex::run(p.as_bytes(), class::DIGIT);
+            if !matches!(p.as_bytes().get(digits), None | Some(b';' | b'?')) {
+                return Err(UriError::BadPort);
+            }
+            let port = lex::parse_u32_bytes(&p.as_bytes()[..digits])
                 .filter(|&n| n <= 65535)
                 .ok_or(UriError::BadPort)?;
-            (Some(port as u16), &p[end..])
+            (Some(port as u16), &p[digits..])
         } else {
             (None, after_host)
+        };
+        let (params, headers) = match lex::find(rest, b'?') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
         };
         if !params.is_empty() && !params.starts_with(';') {
             return Err(UriError::BadHost);
