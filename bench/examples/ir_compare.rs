@@ -68,9 +68,15 @@ fn main() {
     if which == "ratio" {
         let cases: Vec<String> = args.collect();
         let cases = if cases.is_empty() {
-            ["corpus-split", "corpus-typed", "register", "invite", "ok200"]
-                .map(String::from)
-                .to_vec()
+            [
+                "corpus-split",
+                "corpus-typed",
+                "register",
+                "invite",
+                "ok200",
+            ]
+            .map(String::from)
+            .to_vec()
         } else {
             cases
         };

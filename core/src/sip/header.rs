@@ -434,7 +434,10 @@ mod tests {
             );
         }
         assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
-        assert_eq!(HeaderName::from_bytes(b"Content\rLength"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"Content\rLength"),
+            HeaderName::Other
+        );
         assert_eq!(HeaderName::from_bytes(b"X-Unknown"), HeaderName::Other);
         assert_eq!(
             HeaderName::from_bytes(b"averyveryverylongheadername-beyond"),

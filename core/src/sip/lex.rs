@@ -59,9 +59,7 @@ pub(crate) fn is(b: u8, classes: u8) -> bool {
 /// Length of the run of octets at the start of `b` that are in any of the `classes`.
 #[inline]
 pub(crate) fn run(b: &[u8], classes: u8) -> usize {
-    b.iter()
-        .position(|&c| !is(c, classes))
-        .unwrap_or(b.len())
+    b.iter().position(|&c| !is(c, classes)).unwrap_or(b.len())
 }
 
 /// `token` characters (RFC 3261 section 25.1).

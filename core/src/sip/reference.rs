@@ -582,10 +582,7 @@ fn compare_message(buf: &[u8]) {
     assert_eq!(m.start, r.start);
     assert_eq!(m.body, r.body);
     assert_eq!(m.raw, r.raw);
-    let fields: Vec<_> = m
-        .headers()
-        .map(|h| (h.name, h.raw_name, h.value))
-        .collect();
+    let fields: Vec<_> = m.headers().map(|h| (h.name, h.raw_name, h.value)).collect();
     assert_eq!(fields, r.headers);
     assert_eq!(m.header_count(), r.headers.len());
     for name in super::header::ALL.iter().copied() {
@@ -604,8 +601,14 @@ fn compare_message(buf: &[u8]) {
     let first = |n| r.headers.iter().find(|h| h.0 == n).map(|h| trim(h.2));
     let top = first(HeaderName::Via).map(|v| split_outside(v, b',')[0]);
     assert_eq!(m.top_via(), top.and_then(|v| via(v).ok()));
-    assert_eq!(m.from(), first(HeaderName::From).and_then(|v| name_addr(v).ok()));
-    assert_eq!(m.to(), first(HeaderName::To).and_then(|v| name_addr(v).ok()));
+    assert_eq!(
+        m.from(),
+        first(HeaderName::From).and_then(|v| name_addr(v).ok())
+    );
+    assert_eq!(
+        m.to(),
+        first(HeaderName::To).and_then(|v| name_addr(v).ok())
+    );
     assert_eq!(m.cseq(), first(HeaderName::CSeq).and_then(cseq));
     assert_eq!(m.call_id(), first(HeaderName::CallId));
     if let StartLine::Request(l) = r.start {
@@ -643,7 +646,9 @@ fn compare_value(v: &str) {
 fn compare_params(p: &str) {
     let params = Params(p);
     assert_eq!(params.iter().collect::<Vec<_>>(), self::params(p), "{p:?}");
-    for name in ["tag", "branch", "rport", "received", "expires", "lr", "TAG", "x"] {
+    for name in [
+        "tag", "branch", "rport", "received", "expires", "lr", "TAG", "x",
+    ] {
         assert_eq!(params.get(name), param_get(p, name), "{name} in {p:?}");
     }
 }
