@@ -26,7 +26,8 @@ pub struct RegistrarConfig {
     /// Grant up to this many percent less than asked, spread per contact, so phones that all
     /// registered at once (after a power cut) do not all refresh at once. Default 0.
     pub expiry_spread_pct: u8,
-    /// Most expiries handled per worker loop turn, so a mass expiry never stalls a worker.
+    /// Most expiries handled per worker loop turn, so a mass expiry never stalls a worker
+    /// (about 1.5 µs each with the table removal: 256 keep a turn near 0.4 ms). Default 256.
     pub expiry_budget: usize,
 }
 
@@ -38,7 +39,7 @@ impl Default for RegistrarConfig {
             default_expires: 3600,
             max_contacts: 10,
             expiry_spread_pct: 0,
-            expiry_budget: 2000,
+            expiry_budget: 256,
         }
     }
 }
