@@ -125,6 +125,29 @@ impl Histogram {
 
 /// The kernel's CPU pressure (share of time some runnable task waited for a core, last 10 s):
 /// on a shared machine, turns are also long because another process held the core.
+/// This thread's involuntary context switches so far (/proc/thread-self/status): a turn during
+/// which it grew was preempted, and its wall time includes another task's slice.
+struct Preemptions(std::fs::File);
+
+impl Preemptions {
+    fn open() -> Option<Self> {
+        std::fs::File::open("/proc/thread-self/status")
+            .ok()
+            .map(Preemptions)
+    }
+
+    fn count(&self) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 4096];
+        let n = self.0.read_at(&mut buf, 0).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 fn cpu_pressure() -> String {
     std::fs::read_to_string("/proc/pressure/cpu")
         .ok()
@@ -210,6 +233,9 @@ fn main() {
         .collect();
 
     let pressure_before = cpu_pressure();
+    let preemptions = Preemptions::open();
+    let mut calm = Histogram::new();
+    let mut preempted_turns = 0u64;
     let mut busy = Histogram::new();
     let mut idle = Histogram::new();
     let mut wheel_only = Histogram::new();
@@ -222,6 +248,12 @@ fn main() {
     let mut now = T0;
     let end = T0 + a.spread_ms + 2 * a.tick_ms.max(1);
     while now <= end || !wheel.is_empty() {
+        // Read outside the timed part, and only when there is work (it costs microseconds).
+        let has_work = wheel.next_deadline_ms().is_some_and(|d| d <= now);
+        let switches_before = match (&preemptions, has_work) {
+            (Some(p), true) => Some(p.count()),
+            _ => None,
+        };
         let start = Instant::now();
         wheel.advance(now, a.budget, &mut out);
         let advanced = start.elapsed();
@@ -237,6 +269,13 @@ fn main() {
         if slowest.len() > 64 {
             slowest.sort_unstable_by(|a, b| b.cmp(a));
             slowest.truncate(5);
+        }
+        if let (Some(p), Some(before)) = (&preemptions, switches_before) {
+            if p.count() > before {
+                preempted_turns += 1;
+            } else if popped > 0 {
+                calm.record(d);
+            }
         }
         if popped > 0 {
             busy.record(d);
@@ -256,6 +295,8 @@ fn main() {
     );
     busy.report("turns that expired something (advance + removals)");
     wheel_only.report("  of which the wheel's advance alone");
+    calm.report("  the same, without the turns that were preempted");
+    println!("  turns preempted (involuntary context switch during the turn): {preempted_turns}");
     slowest.sort_unstable_by(|a, b| b.cmp(a));
     slowest.truncate(5);
     let slowest: Vec<String> = slowest

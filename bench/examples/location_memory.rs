@@ -1,7 +1,7 @@
 //! Resident memory of the location table with a million registered users, one realistic binding
 //! each (contact ~40 characters, Call-ID ~30, User-Agent ~25, no Path), for each candidate map.
 //!
-//! `cargo run --release -p mgw-bench --example location_memory [-- NAME [USERS]]`
+//! `cargo run --release -p mgw-bench --example location_memory [-- NAME [USERS [REFRESHES]]]`
 //!
 //! NAME is one of the candidates below, or `all` (the default), which runs each in a fresh
 //! process so that one's freed memory does not hide another's. The figure is the growth of the
@@ -20,8 +20,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use mgw_core::registrar::binding::{Binding, Record, RecordRef};
 use registrar_maps::{
-    realistic_binding, realistic_record, user_name, Candidate, Dash, Papaya, SccIndex, SccMap,
-    Skip, Table,
+    realistic_binding, realistic_record, refreshed, user_name, Candidate, Dash, Papaya, SccIndex,
+    SccMap, Skip, Table,
 };
 
 const NAMES: [&str; 10] = [
@@ -121,20 +121,29 @@ mod compact {
     }
 }
 
-fn fill<C: Candidate>(users: usize, capacity: usize) -> (u64, usize) {
+/// Fills a candidate, then refreshes every user `refreshes` times: lock-free maps free replaced
+/// entries late (after an epoch), and one that let garbage pile up under a registration storm
+/// would show it in the second figure.
+fn fill<C: Candidate>(users: usize, capacity: usize, refreshes: usize) -> (u64, u64, usize) {
     let before = resident_bytes();
     let map = C::with_capacity(capacity);
     for i in 0..users {
         map.insert(&user_name(i), record(i));
     }
     let grew = resident_bytes() - before;
+    for _ in 0..refreshes {
+        for i in 0..users {
+            map.update(&user_name(i), &mut |cur| refreshed(cur, i));
+        }
+    }
+    let after_refresh = resident_bytes() - before;
     let len = map.len();
     // Dropping a million records is not what is measured.
     std::mem::forget(map);
-    (grew, len)
+    (grew, after_refresh, len)
 }
 
-fn measure(name: &str, users: usize) -> Option<(u64, usize)> {
+fn measure(name: &str, users: usize, refreshes: usize) -> Option<(u64, u64, usize)> {
     Some(match name {
         // The data alone: keys and records in a vector, no map. The floor any map adds to.
         "vec" => {
@@ -146,15 +155,15 @@ fn measure(name: &str, users: usize) -> Option<(u64, usize)> {
             let grew = resident_bytes() - before;
             let len = v.len();
             std::mem::forget(v);
-            (grew, len)
+            (grew, grew, len)
         }
-        "papaya" => fill::<Papaya>(users, users),
-        "scc-map" => fill::<SccMap>(users, users),
-        "scc-index" => fill::<SccIndex>(users, users),
-        "dashmap" => fill::<Dash>(users, users),
-        "skiplist" => fill::<Skip>(users, users),
-        "table" => fill::<Table>(users, users),
-        "table-grow" => fill::<Table>(users, 0),
+        "papaya" => fill::<Papaya>(users, users, refreshes),
+        "scc-map" => fill::<SccMap>(users, users, refreshes),
+        "scc-index" => fill::<SccIndex>(users, users, refreshes),
+        "dashmap" => fill::<Dash>(users, users, refreshes),
+        "skiplist" => fill::<Skip>(users, users, refreshes),
+        "table" => fill::<Table>(users, users, refreshes),
+        "table-grow" => fill::<Table>(users, 0, refreshes),
         "compact-vec" => {
             let before = resident_bytes();
             let agents = agents();
@@ -165,7 +174,7 @@ fn measure(name: &str, users: usize) -> Option<(u64, usize)> {
             let grew = resident_bytes() - before;
             let len = v.len();
             std::mem::forget(v);
-            (grew, len)
+            (grew, grew, len)
         }
         "compact-papaya" => {
             let before = resident_bytes();
@@ -178,7 +187,7 @@ fn measure(name: &str, users: usize) -> Option<(u64, usize)> {
             let grew = resident_bytes() - before;
             let len = map.len();
             std::mem::forget(map);
-            (grew, len)
+            (grew, grew, len)
         }
         _ => return None,
     })
@@ -191,6 +200,7 @@ fn main() {
         .get(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
+    let refreshes: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(3);
 
     if name == "all" {
         println!(
@@ -201,25 +211,33 @@ fn main() {
         );
         let (cb, cr) = compact::sizes();
         println!("proposed compact layout: Binding {cb} B, Record (one binding inline) {cr} B");
-        println!("{:<15} {:>10} {:>14}", "map", "RSS MiB", "bytes/binding");
+        println!(
+            "{:<15} {:>10} {:>14} {:>22}",
+            "map",
+            "RSS MiB",
+            "bytes/binding",
+            format!("MiB after {refreshes} refreshes")
+        );
         let exe = std::env::current_exe().expect("own path");
         for n in NAMES {
             let out = Command::new(&exe)
-                .args([n, &users.to_string()])
+                .args([n, &users.to_string(), &refreshes.to_string()])
                 .output()
                 .expect("run child");
             print!("{}", String::from_utf8_lossy(&out.stdout));
         }
         return;
     }
-    let Some((grew, len)) = measure(name, users) else {
+    let Some((grew, after_refreshes, len)) = measure(name, users, refreshes) else {
         eprintln!("unknown map {name}; one of all, {}", NAMES.join(", "));
         std::process::exit(2);
     };
     assert_eq!(len, users);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
-        "{name:<15} {:>10.1} {:>14}",
-        grew as f64 / (1024.0 * 1024.0),
-        grew / users as u64
+        "{name:<15} {:>10.1} {:>14} {:>22.1}",
+        mib(grew),
+        grew / users as u64,
+        mib(after_refreshes)
     );
 }

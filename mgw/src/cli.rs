@@ -91,6 +91,8 @@ fn startup_failure(e: &dyn std::fmt::Display) -> ExitCode {
 
 /// `mgw serve`: runs until SIGTERM or SIGINT.
 pub fn serve(config_path: Option<&Path>) -> ExitCode {
+    // Before any worker thread exists (see alloc.rs for the measured reason).
+    crate::alloc::tune();
     use signal_hook::consts::{SIGINT, SIGTERM};
     // Take over the signals first: from here on SIGTERM means "shut down
     // cleanly", not the default instant death.

@@ -4,6 +4,7 @@
 //! integration tests and the gateway wiring can reach it.
 
 pub mod admin;
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod gateway;

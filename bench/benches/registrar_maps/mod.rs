@@ -55,16 +55,16 @@ impl Candidate for SccMap {
         SccMap(scc::HashMap::with_capacity(n))
     }
     fn get(&self, user: &str) -> Option<RecordRef> {
-        self.0.read_sync(user, |_, v| v.clone())
+        self.0.read(user, |_, v| v.clone())
     }
     fn update(&self, user: &str, f: &mut dyn FnMut(Option<&Record>) -> Record) {
         // The common case (a refresh) avoids allocating an owned key.
         if self
             .0
-            .update_sync(user, |_, v| *v = Arc::new(f(Some(v))))
+            .update(user, |_, v| *v = Arc::new(f(Some(v))))
             .is_none()
         {
-            match self.0.entry_sync(Box::from(user)) {
+            match self.0.entry(Box::from(user)) {
                 scc::hash_map::Entry::Occupied(mut o) => {
                     let new = Arc::new(f(Some(o.get())));
                     *o.get_mut() = new;
@@ -76,7 +76,7 @@ impl Candidate for SccMap {
         }
     }
     fn insert(&self, user: &str, record: RecordRef) {
-        self.0.upsert_sync(Box::from(user), record);
+        self.0.upsert(Box::from(user), record);
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -95,8 +95,8 @@ impl Candidate for SccIndex {
         self.0.peek_with(user, |_, v| v.clone())
     }
     fn update(&self, user: &str, f: &mut dyn FnMut(Option<&Record>) -> Record) {
-        match self.0.entry_sync(Box::from(user)) {
-            scc::hash_index::Entry::Occupied(mut o) => {
+        match self.0.entry(Box::from(user)) {
+            scc::hash_index::Entry::Occupied(o) => {
                 let new = Arc::new(f(Some(o.get())));
                 o.update(new);
             }
@@ -106,7 +106,7 @@ impl Candidate for SccIndex {
         }
     }
     fn insert(&self, user: &str, record: RecordRef) {
-        let _ = self.0.insert_sync(Box::from(user), record);
+        let _ = self.0.insert(Box::from(user), record);
     }
     fn len(&self) -> usize {
         self.0.len()
