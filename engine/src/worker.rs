@@ -77,6 +77,25 @@ impl<H: Handler> Core<H> {
         }
     }
 
+    /// Connections the handler asked to close are closed once their queued output is written.
+    pub(crate) fn apply_closes(&mut self) {
+        let mut closes = std::mem::take(&mut self.closes);
+        self.app.out.take_closes(&mut closes);
+        for id in closes.drain(..) {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.close_when_flushed = true;
+                self.conns.mark_dirty(id);
+            }
+        }
+        self.closes = closes;
+    }
+
+    /// A message that cannot be sent (no route, connect failed): counted, its buffer reused.
+    pub(crate) fn drop_unsendable(&mut self, buf: Vec<u8>) {
+        Counters::add(&self.stats().send_errors, 1);
+        self.app.out.recycle(buf);
+    }
+
     pub(crate) fn stats(&self) -> &Counters {
         &self.app.stats
     }

@@ -598,28 +598,14 @@ impl<H: Handler> UringWorker<H> {
                 Route::Conn(id) => self.queue_tcp(id, m.buf),
                 Route::Connect => match self.connect(m.to.remote, now) {
                     Some(id) => self.queue_tcp(id, m.buf),
-                    None => {
-                        Counters::add(&self.core.stats().send_errors, 1);
-                        self.core.app.out.recycle(m.buf);
-                    }
+                    None => self.core.drop_unsendable(m.buf),
                 },
-                Route::Unroutable => {
-                    Counters::add(&self.core.stats().send_errors, 1);
-                    self.core.app.out.recycle(m.buf);
-                }
+                Route::Unroutable => self.core.drop_unsendable(m.buf),
             }
         }
         self.core.msgs = msgs;
 
-        let mut closes = std::mem::take(&mut self.core.closes);
-        self.core.app.out.take_closes(&mut closes);
-        for id in closes.drain(..) {
-            if let Some(c) = self.core.conns.get_mut(id) {
-                c.close_when_flushed = true;
-                self.core.conns.mark_dirty(id);
-            }
-        }
-        self.core.closes = closes;
+        self.core.apply_closes();
 
         let mut dirty = std::mem::take(&mut self.dirty);
         self.core.conns.take_dirty(&mut dirty);
