@@ -74,7 +74,7 @@ impl SipWorker {
             out.send(t.to, &t.bytes);
         }
         while let Some(e) = self.endpoint.poll_event() {
-            self.journal.send(JournalOp::from_event(&e));
+            self.journal.send(JournalOp::from_event(e));
         }
         self.counters
             .publish(&self.endpoint.stats, self.endpoint.transactions());

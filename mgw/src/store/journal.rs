@@ -38,15 +38,16 @@ pub enum JournalOp {
 }
 
 impl JournalOp {
-    pub fn from_event(e: &RegistrationEvent) -> JournalOp {
+    /// Takes the event by value: the binding moves into the journal instead of being copied.
+    pub fn from_event(e: RegistrationEvent) -> JournalOp {
         match e.kind {
             EventKind::Added | EventKind::Refreshed => JournalOp::Put {
-                user: e.user.clone(),
-                binding: e.binding.clone(),
+                user: e.user,
+                binding: e.binding,
             },
             EventKind::Removed | EventKind::Expired => JournalOp::Del {
-                user: e.user.clone(),
-                contact: e.binding.contact.clone(),
+                user: e.user,
+                contact: e.binding.contact,
             },
         }
     }
