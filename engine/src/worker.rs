@@ -90,6 +90,25 @@ impl<H: Handler> Core<H> {
         self.closes = closes;
     }
 
+    /// Queues a message on a connection, which the backend then writes when it flushes.
+    pub(crate) fn queue_tcp(&mut self, id: ConnId, buf: Vec<u8>) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        if buf.is_empty() {
+            // A zero-length send would complete with 0, which reads as a dead connection.
+            self.app.out.recycle(buf);
+            return;
+        }
+        match c.enqueue(buf) {
+            Ok(()) => {
+                Counters::add(&self.stats().tcp_tx_messages, 1);
+                self.conns.mark_dirty(id);
+            }
+            Err(buf) => self.drop_unsendable(buf),
+        }
+    }
+
     /// A message that cannot be sent (no route, connect failed): counted, its buffer reused.
     pub(crate) fn drop_unsendable(&mut self, buf: Vec<u8>) {
         Counters::add(&self.stats().send_errors, 1);

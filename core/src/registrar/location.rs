@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use papaya::{Compute, HashMap, Operation};
 
-use super::binding::{Record, RecordRef};
+use super::binding::{Binding, Record, RecordRef};
 
 /// Bindings of every registered user, plus which users share each phone number.
 pub struct LocationTable {
@@ -85,14 +85,14 @@ impl LocationTable {
 
     /// Removes the binding `contact` of `user` if it still expires at `expires_at_ms`: the lazy
     /// check of an expiry-wheel entry, which is stale when a refresh has moved the expiry since
-    /// it was scheduled. Returns the record left behind (`None` when the user has no binding
-    /// left), or `Err(NotExpired)` when nothing was removed.
+    /// it was scheduled. Returns the removed binding and the record left behind, or
+    /// `Err(NotExpired)` when nothing was removed.
     pub fn expire(
         &self,
         user: &str,
         contact: &str,
         expires_at_ms: u64,
-    ) -> Result<Option<RecordRef>, NotExpired> {
+    ) -> Result<Expired, NotExpired> {
         let matches = |r: &Record| {
             r.bindings
                 .iter()
@@ -114,8 +114,15 @@ impl LocationTable {
             }),
             _ => Change::Keep,
         });
-        match old {
-            Some(_) => Ok(new),
+        // The old record is the one the removal was computed from, so it holds the binding.
+        let removed = old.as_deref().and_then(|r| {
+            r.bindings
+                .iter()
+                .find(|b| b.expires_at_ms == expires_at_ms && &*b.contact == contact)
+                .cloned()
+        });
+        match removed {
+            Some(removed) => Ok(Expired { removed, left: new }),
             None => Err(NotExpired),
         }
     }
@@ -289,6 +296,14 @@ impl std::fmt::Debug for LocationTable {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotExpired;
 
+/// What [`LocationTable::expire`] removed, and the user's record afterwards (`None` when the
+/// user has no binding left).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expired {
+    pub removed: Binding,
+    pub left: Option<RecordRef>,
+}
+
 impl std::fmt::Display for NotExpired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("binding no longer expires at that time")
@@ -403,10 +418,10 @@ mod tests {
         assert_eq!(t.expire("a", "sip:a@1", 50), Err(NotExpired));
         assert_eq!(t.expire("a", "sip:a@3", 100), Err(NotExpired));
         assert_eq!(t.expire("nobody", "sip:a@1", 100), Err(NotExpired));
-        let left = t.expire("a", "sip:a@1", 100).expect("due");
+        let left = t.expire("a", "sip:a@1", 100).expect("due").left;
         assert_eq!(left.as_deref(), Some(&record(&[("sip:a@2", 200)])));
         assert_eq!((t.len(), t.bindings()), (1, 1));
-        assert_eq!(t.expire("a", "sip:a@2", 200), Ok(None));
+        assert_eq!(t.expire("a", "sip:a@2", 200).map(|e| e.left), Ok(None));
         assert_eq!((t.len(), t.bindings()), (0, 0));
     }
 

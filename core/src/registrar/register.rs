@@ -267,21 +267,13 @@ impl Registrar {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(now_ms, self.cfg.expiry_budget, &mut due);
         for e in &due {
-            // A refresh leaves the old entry in the wheel; `expire` ignores it cheaply.
-            let Some(binding) = self.table.get(&e.user).and_then(|r| {
-                r.bindings
-                    .iter()
-                    .find(|b| *b.contact == *e.contact && b.expires_at_ms == e.expires_at_ms)
-                    .cloned()
-            }) else {
-                continue;
-            };
-            if let Ok(left) = self.table.expire(&e.user, &e.contact, e.expires_at_ms) {
+            // A refresh leaves the old entry in the wheel; `expire` settles it with one read.
+            if let Ok(gone) = self.table.expire(&e.user, &e.contact, e.expires_at_ms) {
                 self.events.push(RegistrationEvent {
                     kind: EventKind::Expired,
                     user: (*e.user).into(),
-                    binding,
-                    remaining: left.map_or(0, |r| r.bindings.len()),
+                    binding: gone.removed,
+                    remaining: gone.left.map_or(0, |r| r.bindings.len()),
                 });
             }
         }

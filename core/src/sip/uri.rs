@@ -61,28 +61,9 @@ pub enum UriError {
     BadHeaders,
 }
 
+/// RFC 3261 25.1: `user` allows what `password` does plus `;`, `?` and `/`.
 const fn is_user_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'&'
-                | b'='
-                | b'+'
-                | b'$'
-                | b','
-                | b';'
-                | b'?'
-                | b'/'
-        )
+    is_password_char(b) || matches!(b, b';' | b'?' | b'/')
 }
 
 const fn is_password_char(b: u8) -> bool {

@@ -524,9 +524,9 @@ impl<H: Handler> EpollWorker<H> {
                     to: SockAddr::from(m.to.remote),
                     buf: m.buf,
                 }),
-                Route::Conn(id) => self.queue_tcp(id, m.buf),
+                Route::Conn(id) => self.core.queue_tcp(id, m.buf),
                 Route::Connect => match self.connect(m.to.remote, now) {
-                    Some(id) => self.queue_tcp(id, m.buf),
+                    Some(id) => self.core.queue_tcp(id, m.buf),
                     None => self.core.drop_unsendable(m.buf),
                 },
                 Route::Unroutable => self.core.drop_unsendable(m.buf),
@@ -562,26 +562,6 @@ impl<H: Handler> EpollWorker<H> {
             Counters::add(&stats.send_errors, failed);
             for d in u.out.drain(..) {
                 self.core.app.out.recycle(d.buf);
-            }
-        }
-    }
-
-    fn queue_tcp(&mut self, id: ConnId, buf: Vec<u8>) {
-        let Some(c) = self.core.conns.get_mut(id) else {
-            return;
-        };
-        if buf.is_empty() {
-            self.core.app.out.recycle(buf);
-            return;
-        }
-        match c.enqueue(buf) {
-            Ok(()) => {
-                Counters::add(&self.core.stats().tcp_tx_messages, 1);
-                self.core.conns.mark_dirty(id);
-            }
-            Err(buf) => {
-                Counters::add(&self.core.stats().send_errors, 1);
-                self.core.app.out.recycle(buf);
             }
         }
     }

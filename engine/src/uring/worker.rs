@@ -595,9 +595,9 @@ impl<H: Handler> UringWorker<H> {
         for m in msgs.drain(..) {
             match self.core.route(&m.to) {
                 Route::Udp(i) => self.submit_udp_send(i, m.to.remote, m.buf),
-                Route::Conn(id) => self.queue_tcp(id, m.buf),
+                Route::Conn(id) => self.core.queue_tcp(id, m.buf),
                 Route::Connect => match self.connect(m.to.remote, now) {
-                    Some(id) => self.queue_tcp(id, m.buf),
+                    Some(id) => self.core.queue_tcp(id, m.buf),
                     None => self.core.drop_unsendable(m.buf),
                 },
                 Route::Unroutable => self.core.drop_unsendable(m.buf),
@@ -623,27 +623,6 @@ impl<H: Handler> UringWorker<H> {
             }
         }
         self.dirty = dirty;
-    }
-
-    fn queue_tcp(&mut self, id: ConnId, buf: Vec<u8>) {
-        let Some(c) = self.core.conns.get_mut(id) else {
-            return;
-        };
-        if buf.is_empty() {
-            // A zero-length send would complete with 0, which reads as a dead connection.
-            self.core.app.out.recycle(buf);
-            return;
-        }
-        match c.enqueue(buf) {
-            Ok(()) => {
-                Counters::add(&self.core.stats().tcp_tx_messages, 1);
-                self.core.conns.mark_dirty(id);
-            }
-            Err(buf) => {
-                Counters::add(&self.core.stats().send_errors, 1);
-                self.core.app.out.recycle(buf);
-            }
-        }
     }
 
     fn submit_udp_send(&mut self, i: usize, remote: SocketAddr, buf: Vec<u8>) {
