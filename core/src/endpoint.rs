@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::admission::Admission;
 use crate::auth::{Challenge, ChallengeKind, NonceCounts, NonceKey, Verdict, Verifier};
-use crate::directory::Directory;
+use crate::directory::{AccountState, Directory, LogOn};
 use crate::registrar::{
-    Arrival, LocationTable, RegisterOutcome, Registrar, RegistrarConfig, RegistrationEvent,
-    Transport,
+    Arrival, EventKind, LocationTable, RegisterOutcome, Registrar, RegistrarConfig,
+    RegistrationEvent, Transport,
 };
 use crate::sip::{
     validate, HeaderName, Message, Method, ParseError, ReplyContext, ResponseBuilder,
@@ -49,6 +50,9 @@ pub struct EndpointConfig {
     pub directory: Arc<Directory>,
     pub location: Arc<LocationTable>,
     pub nonce_counts: Arc<NonceCounts>,
+    /// Account and licence rules for calls; its licence pool is released when a log-on's
+    /// last binding goes.
+    pub admission: Arc<Admission>,
 }
 
 /// A datagram or stream write the driver must perform. Shared bytes, because a transaction
@@ -198,7 +202,7 @@ impl<A: Clone> Endpoint<A> {
         self.now = now;
         self.tx.on_timeout(now);
         self.registrar.expire(self.wall_ms(now));
-        self.events.extend(self.registrar.drain_events());
+        self.collect_events();
         let mono = self.now_ms(now);
         if mono >= self.last_sweep_ms + self.verifier.nonce_lifetime_ms {
             self.verifier
@@ -217,6 +221,19 @@ impl<A: Clone> Endpoint<A> {
     /// Takes over expiry of a binding loaded from the store.
     pub fn watch_binding(&mut self, user: &str, binding: &crate::registrar::Binding) {
         self.registrar.watch(user, binding);
+    }
+
+    /// Takes the registrar's events. A log-on whose last binding went (log-off, or keepalive
+    /// missed) gives its licence back at once (seed 000).
+    fn collect_events(&mut self) {
+        for e in self.registrar.drain_events() {
+            if e.remaining == 0 && matches!(e.kind, EventKind::Removed | EventKind::Expired) {
+                if let Some(l) = self.cfg.directory.get(&e.user) {
+                    self.cfg.admission.licences.release(l.id);
+                }
+            }
+            self.events.push_back(e);
+        }
     }
 
     /// Live transactions, for metrics and tests.
@@ -311,13 +328,34 @@ impl<A: Clone> Endpoint<A> {
         };
         let now_ms = self.now_ms(now);
         match self.verifier.verify(msg, header, now_ms) {
-            Verdict::Authenticated(log_on) => match kind {
-                ChallengeKind::Www => self.register(msg, &log_on.user, via, origin, now),
-                // Calls are switched from the calls issue on; until then nobody is reachable.
-                ChallengeKind::Proxy => {
-                    self.reply(msg, 480, "Temporarily Unavailable", &[], via, origin)
+            Verdict::Authenticated(log_on) => {
+                let account = self.cfg.directory.account(log_on.account);
+                // Outside the allowed networks the answer is the one for a wrong password, so
+                // it tells nobody that the user exists.
+                if !account
+                    .as_ref()
+                    .is_some_and(|a| a.admits(origin.source.ip()))
+                {
+                    self.stats.auth_failures += 1;
+                    return self.reply(msg, 403, "Forbidden", &[], via, origin);
                 }
-            },
+                match kind {
+                    ChallengeKind::Www => {
+                        if account.is_some_and(|a| a.state == AccountState::Disabled) {
+                            return self.reply(
+                                msg,
+                                403,
+                                "Forbidden: account disabled",
+                                &[],
+                                via,
+                                origin,
+                            );
+                        }
+                        self.register(msg, &log_on, via, origin, now)
+                    }
+                    ChallengeKind::Proxy => self.admit_call(msg, &log_on, via, origin, now),
+                }
+            }
             Verdict::Forbidden => {
                 self.stats.auth_failures += 1;
                 self.reply(msg, 403, "Forbidden", &[], via, origin)
@@ -347,15 +385,48 @@ impl<A: Clone> Endpoint<A> {
         }
     }
 
-    /// An authenticated REGISTER: a log-on may only register its own address of record.
-    fn register(
+    /// An authenticated request other than REGISTER. An INVITE is a connection: it passes
+    /// admission (account, licence, voice channel) first. Switching calls comes with the call
+    /// layer; until then an admitted call finds nobody to reach.
+    fn admit_call(
         &mut self,
         msg: &Message<'_>,
-        user: &str,
+        log_on: &LogOn,
         via: Via<A>,
         origin: Origin<A>,
         now: Instant,
     ) {
+        if msg.method() == Some(Method::Invite) {
+            let dialled = msg
+                .request_uri()
+                .and_then(|u| u.user_decoded())
+                .unwrap_or_default();
+            let now_s = (self.wall_ms(now) / 1000) as u32;
+            match self
+                .cfg
+                .admission
+                .outgoing(log_on, &dialled, origin.source.ip(), now_s)
+            {
+                Err(refusal) => {
+                    let (code, reason) = refusal.status();
+                    return self.reply(msg, code, reason, &[], via, origin);
+                }
+                Ok(permit) => drop(permit),
+            }
+        }
+        self.reply(msg, 480, "Temporarily Unavailable", &[], via, origin)
+    }
+
+    /// An authenticated REGISTER: a log-on may only register its own address of record.
+    fn register(
+        &mut self,
+        msg: &Message<'_>,
+        log_on: &LogOn,
+        via: Via<A>,
+        origin: Origin<A>,
+        now: Instant,
+    ) {
+        let user = &*log_on.user;
         let to_user = msg.to().and_then(|t| t.uri.user_decoded());
         if to_user.as_deref() != Some(user) {
             self.stats.auth_failures += 1;
@@ -377,8 +448,11 @@ impl<A: Clone> Endpoint<A> {
             },
             now_ms: self.wall_ms(now),
         };
-        let outcome = self.registrar.register(user, msg, arrival);
-        self.events.extend(self.registrar.drain_events());
+        let bounds = log_on
+            .keepalive
+            .unwrap_or_else(|| self.cfg.registrar.bounds());
+        let outcome = self.registrar.register_within(user, msg, arrival, bounds);
+        self.collect_events();
         match outcome {
             RegisterOutcome::Ok { contacts, path } => {
                 self.stats.registrations += 1;

@@ -2,10 +2,13 @@
 //! dropped), plus the headers RFC 3261 requires with that status.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mgw_core::admission::{Admission, EmergencyNumbers};
 use mgw_core::auth::NonceKey;
 use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
+use mgw_core::licence::LicencePool;
 use mgw_core::sip::{validate, HeaderName, Message};
 
 /// What mgw answers to each torture message: a status, or `drop` (no answer). The running
@@ -45,6 +48,11 @@ fn endpoint() -> Endpoint<u32> {
         directory: Default::default(),
         location: Default::default(),
         nonce_counts: Default::default(),
+        admission: Admission::new(
+            Default::default(),
+            Arc::new(LicencePool::new(1)),
+            EmergencyNumbers::default(),
+        ),
     })
 }
 

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mgw_core::admission::{Admission, EmergencyNumbers, DEFAULT_EMERGENCY};
 use mgw_core::auth::{Algorithm, NonceKey};
-use mgw_core::directory::{Directory, LogOn};
+use mgw_core::directory::{Account, AccountState, Directory, LogOn};
 use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
-use mgw_core::registrar::{EventKind, LocationTable, RegistrarConfig};
+use mgw_core::licence::LicencePool;
+use mgw_core::registrar::{EventKind, ExpiryBounds, LocationTable, RegistrarConfig};
 use mgw_core::sip::{HeaderName, Message};
 
 const REALM: &str = "mgw.test";
@@ -16,6 +18,9 @@ const REALM: &str = "mgw.test";
 struct Phone {
     ep: Endpoint<u32>,
     table: Arc<LocationTable>,
+    directory: Arc<Directory>,
+    licences: Arc<LicencePool>,
+    source: SocketAddr,
     t0: Instant,
     now: Instant,
     branch: u32,
@@ -23,9 +28,18 @@ struct Phone {
 
 fn setup(cfg: RegistrarConfig) -> Phone {
     let directory = Arc::new(Directory::new());
-    directory.insert(LogOn::new("alice", "wonder", "200", REALM, None));
-    directory.insert(LogOn::new("bob", "builder", "200", REALM, None));
+    directory.put_account(Account::new(
+        1,
+        "line 200",
+        "200",
+        AccountState::Enabled,
+        None,
+        vec![],
+    ));
+    directory.insert(LogOn::new(1, "alice", "wonder", "200", 1, REALM));
+    directory.insert(LogOn::new(2, "bob", "builder", "200", 1, REALM));
     let table = Arc::new(LocationTable::new());
+    let licences = Arc::new(LicencePool::new(1));
     let t0 = Instant::now();
     let ep = Endpoint::new(EndpointConfig {
         domain: REALM.into(),
@@ -38,13 +52,21 @@ fn setup(cfg: RegistrarConfig) -> Phone {
         epoch_unix_ms: 1_700_000_000_000,
         timers: Default::default(),
         registrar: cfg,
-        directory,
+        directory: directory.clone(),
         location: table.clone(),
         nonce_counts: Default::default(),
+        admission: Admission::new(
+            directory.clone(),
+            licences.clone(),
+            EmergencyNumbers::new(&DEFAULT_EMERGENCY),
+        ),
     });
     Phone {
         ep,
         table,
+        directory,
+        licences,
+        source: src(),
         t0,
         now: t0,
         branch: 0,
@@ -70,7 +92,7 @@ impl Phone {
             raw.as_bytes(),
             Origin {
                 reply_to: 1,
-                source: src(),
+                source: self.source,
                 reliable: false,
             },
             self.now,
@@ -122,6 +144,37 @@ impl Phone {
         };
         let raw = self.request(&second, &auth);
         self.send(raw)
+    }
+
+    /// INVITE `dialled` as `user`, answering the 407 with `password`; the final answer.
+    fn invite(&mut self, user: &str, password: &str, dialled: &str) -> Message<'static> {
+        let uri = format!("sip:{dialled}@{REALM}");
+        let raw = |branch: u32, cseq: u32, auth: &str| {
+            format!(
+                "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKi{branch};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{user}@{REALM}>;tag=fi\r\nTo: <{uri}>\r\n\
+                 Call-ID: inv-{branch}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}@10.0.0.7:5062>\r\n\
+                 {auth}Content-Length: 0\r\n\r\n"
+            )
+        };
+        self.branch += 1;
+        let challenge = self.send(raw(self.branch, 1, ""));
+        assert_eq!(challenge.status(), Some(407));
+        let offer = challenge
+            .all(HeaderName::ProxyAuthenticate)
+            .find(|o| o.contains("MD5"))
+            .expect("an MD5 offer");
+        let nonce = nonce_of(offer);
+        let alg = Algorithm::Md5;
+        let ha1 = alg.ha1(user, REALM, password);
+        let ha2 = alg.hash_hex(&[b"INVITE", uri.as_bytes()]);
+        let response = alg.hash_hex(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]);
+        let auth = format!(
+            "Proxy-Authorization: Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
+        );
+        self.branch += 1;
+        self.send(raw(self.branch, 2, &auth))
     }
 
     fn advance(&mut self, d: Duration) {
@@ -518,4 +571,142 @@ fn expiry_spread_shortens_within_bounds() {
     let c = r.header(HeaderName::Contact).unwrap();
     let e: u32 = c.rsplit("expires=").next().unwrap().parse().unwrap();
     assert!((800..=1000).contains(&e), "{e}");
+}
+
+fn bob<'a>(contact: &'a str, expires: Option<u32>) -> Req<'a> {
+    Req {
+        user: "bob",
+        call_id: "call-b",
+        ..alice(contact, expires)
+    }
+}
+
+/// Seeds 000/002: registering takes no licence; the first call does; log-off and a missed
+/// keepalive free it at once; with none free only emergency calls go; bad credentials get
+/// nothing, not even emergency.
+#[test]
+fn floating_licences_follow_the_seed() {
+    let mut p = setup(RegistrarConfig::default());
+    let ok = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(600)), "wonder", 1);
+    assert_eq!(ok.status(), Some(200));
+    let ok = p.register_with(&bob("<sip:bob@10.0.0.9:5062>", Some(120)), "builder", 1);
+    assert_eq!(ok.status(), Some(200), "registration never needs a licence");
+    assert_eq!(p.licences.in_use(), 0);
+
+    // Alice calls: the single licence is hers (the call itself finds no switch yet: 480).
+    assert_eq!(p.invite("alice", "wonder", "201").status(), Some(480));
+    assert!(p.licences.holds(1));
+    // Bob: emergency only.
+    let refused = p.invite("bob", "builder", "201");
+    assert_eq!(refused.status(), Some(403));
+    assert!(refused
+        .reason()
+        .unwrap_or("")
+        .contains("emergency calls only"));
+    assert_eq!(p.invite("bob", "builder", "112").status(), Some(480));
+    assert!(!p.licences.holds(2));
+    // Wrong password: not even an emergency call.
+    assert_eq!(p.invite("bob", "wrong", "112").status(), Some(403));
+    assert_eq!(p.invite("mallory", "x", "112").status(), Some(403));
+
+    // Alice logs off: free at once, and Bob gets it.
+    let off = p.register_with(
+        &Req {
+            cseq: 20,
+            ..alice("<sip:alice@10.0.0.7:5062>", Some(0))
+        },
+        "wonder",
+        1,
+    );
+    assert_eq!(off.status(), Some(200));
+    assert_eq!(p.licences.in_use(), 0);
+    assert_eq!(p.invite("bob", "builder", "201").status(), Some(480));
+    assert!(p.licences.holds(2));
+
+    // Bob's keepalive lapses: free at the expiry, not later.
+    p.advance(Duration::from_secs(119));
+    assert!(p.licences.holds(2));
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.licences.in_use(), 0);
+
+    // Reset frees every licence; holders claim again on their next call.
+    assert_eq!(p.invite("alice", "wonder", "201").status(), Some(480));
+    assert_eq!(p.licences.reset(), [1]);
+    assert_eq!(p.invite("bob", "builder", "201").status(), Some(480));
+    assert!(p.licences.holds(2));
+}
+
+/// Seed 003: a disabled account cannot register; outside its networks every answer is the one
+/// for a wrong password, to register and to call.
+#[test]
+fn account_state_and_allowed_networks() {
+    let mut p = setup(RegistrarConfig::default());
+    p.directory.put_account(Account::new(
+        1,
+        "line 200",
+        "200",
+        AccountState::Disabled,
+        None,
+        vec![],
+    ));
+    let r = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(600)), "wonder", 1);
+    assert_eq!(r.status(), Some(403));
+    assert_eq!(r.reason(), Some("Forbidden: account disabled"));
+
+    p.directory.put_account(Account::new(
+        1,
+        "line 200",
+        "200",
+        AccountState::Pending,
+        None,
+        vec!["10.0.0.0/8".parse().expect("cidr")],
+    ));
+    let outside = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(600)), "wonder", 1);
+    let wrong = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(600)), "nope", 1);
+    assert_eq!(outside.status(), Some(403));
+    assert_eq!(
+        outside.reason(),
+        wrong.reason(),
+        "nothing tells the user exists"
+    );
+    assert_eq!(
+        p.invite("alice", "wonder", "112").reason(),
+        Some("Forbidden")
+    );
+
+    p.source = SocketAddr::from(([10, 1, 2, 3], 5062));
+    let inside = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(600)), "wonder", 1);
+    assert_eq!(inside.status(), Some(200), "a pending account may register");
+    let pending = p.invite("alice", "wonder", "201");
+    assert_eq!(pending.reason(), Some("Forbidden: account not yet enabled"));
+    assert_eq!(p.licences.in_use(), 0, "a refused call claims nothing");
+}
+
+/// Seed 000: the keepalive (automatic log-out) interval comes from the device's profile.
+#[test]
+fn keepalive_profile_bounds_the_registration() {
+    let mut p = setup(RegistrarConfig::default());
+    let mut alice_lo = (*p.directory.get("alice").expect("alice")).clone();
+    alice_lo.keepalive = Some(ExpiryBounds {
+        min: 30,
+        max: 90,
+        default: 60,
+    });
+    p.directory.insert(alice_lo);
+    let r = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(20)), "wonder", 1);
+    assert_eq!(r.status(), Some(423));
+    assert_eq!(r.header(HeaderName::MinExpires), Some("30"));
+    let r = p.register_with(&alice("<sip:alice@10.0.0.7:5062>", Some(3600)), "wonder", 1);
+    assert!(r
+        .header(HeaderName::Contact)
+        .unwrap_or("")
+        .ends_with("expires=90"));
+    let r = p.register_with(&alice("<sip:alice@10.0.0.8:5062>", None), "wonder", 1);
+    assert!(r
+        .all(HeaderName::Contact)
+        .any(|c| c.contains("10.0.0.8") && c.ends_with("expires=60")));
+    // Bob has no profile: the registrar's defaults.
+    let r = p.register_with(&bob("<sip:bob@10.0.0.9:5062>", Some(40)), "builder", 1);
+    assert_eq!(r.status(), Some(423));
+    assert_eq!(r.header(HeaderName::MinExpires), Some("60"));
 }

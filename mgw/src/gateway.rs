@@ -9,17 +9,23 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use mgw_core::admission::{Admission, EmergencyNumbers};
 use mgw_core::auth::{NonceCounts, NonceKey};
-use mgw_core::directory::{self, Directory};
+use mgw_core::directory::Directory;
 use mgw_core::endpoint::EndpointConfig;
+use mgw_core::licence::LicencePool;
 use mgw_core::registrar::{Binding, LocationTable, Record, RegistrarConfig};
 use mgw_core::transaction::TimerConfig;
 use mgw_engine::{Engine, EngineHandle, ListenAddr};
 
-use crate::admin::{metrics, AdminHandle, Json, Role};
+use crate::admin::{metrics, AdminHandle};
+use crate::clock::unix_ms;
 use crate::config::{self, Config, ConfigError};
+use crate::provisioning::{api, Provisioning};
 use crate::signalling::{SipCounters, SipWorker};
+use crate::store::db::Db;
 use crate::store::journal::Journal;
+use crate::store::journal::JournalOp;
 
 /// The engine, shared with the metrics renderer on the admin thread until shutdown takes it.
 type SharedEngine = Arc<Mutex<Option<EngineHandle>>>;
@@ -76,34 +82,59 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     let now_unix_ms = unix_ms();
     let directory = Arc::new(Directory::new());
     let location = Arc::new(LocationTable::new());
+    let db = Arc::new(Db::open(&config.store.dir).map_err(|e| e.to_string())?);
+    let (journal, loaded) =
+        Journal::open(&config.store.dir, now_unix_ms).map_err(|e| e.to_string())?;
+    let licences = Arc::new(LicencePool::new(0));
+    let registrar_cfg = registrar_config(&config.registrar);
+    let provisioning = Arc::new(Provisioning::new(
+        db,
+        &config.sip.domain,
+        directory.clone(),
+        location.clone(),
+        licences.clone(),
+        Some(journal.sender()),
+        registrar_cfg.bounds(),
+    ));
+    let total = provisioning
+        .initial_licence_total(config.licences.total)
+        .map_err(|e| e.to_string())?;
+    licences
+        .set_total(total)
+        .map_err(|e| format!("licences.total: {e}"))?;
     if let Some(path) = &config.accounts.import_csv {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("accounts.import_csv {}: {e}", path.display()))?;
-        let log_ons = directory::parse_csv(&text, &config.sip.domain).map_err(|errors| {
-            let first = &errors[0];
+        let report = provisioning.import_csv(&text).map_err(|e| {
             format!(
-                "accounts.import_csv {}: {first}{}; fix the file and restart",
-                path.display(),
-                if errors.len() > 1 {
-                    format!(" (and {} more faulty lines)", errors.len() - 1)
-                } else {
-                    String::new()
-                }
+                "accounts.import_csv {}: {e}; fix the file and restart",
+                path.display()
             )
         })?;
         log::info!(
-            "imported {} log-on(s) from {}",
-            log_ons.len(),
-            path.display()
+            "imported {} log-on(s) from {} ({} new, {} changed, {} new account(s), {} removed)",
+            report.rows,
+            path.display(),
+            report.log_ons_created,
+            report.log_ons_changed,
+            report.accounts_created,
+            report.removed.len()
         );
-        for l in log_ons {
-            location.set_number(&l.user, &l.number);
-            directory.insert(l);
-        }
     }
-    let (journal, loaded) =
-        Journal::open(&config.store.dir, now_unix_ms).map_err(|e| e.to_string())?;
+    let (accounts, log_ons) = provisioning.load().map_err(|e| e.to_string())?;
+    log::info!(
+        "store {}: {accounts} account(s), {log_ons} log-on(s), {total} licence(s)",
+        provisioning.db().path().display()
+    );
     for (user, binding) in &loaded {
+        // A binding of a log-on deleted while mgw was down is not restored.
+        if directory.get(user).is_none() {
+            journal.sender().send(JournalOp::Del {
+                user: user.clone(),
+                contact: binding.contact.clone(),
+            });
+            continue;
+        }
         location.update(user, |cur| {
             let mut r: Record = cur.cloned().unwrap_or_default();
             r.bindings.retain(|b| b.contact != binding.contact);
@@ -111,6 +142,10 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             r
         });
     }
+    let loaded: Vec<(Box<str>, Binding)> = loaded
+        .into_iter()
+        .filter(|(u, _)| directory.get(u).is_some())
+        .collect();
     if !loaded.is_empty() {
         log::info!(
             "restored {} binding(s) from {}",
@@ -118,6 +153,11 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             config.store.dir.display()
         );
     }
+    let admission = Admission::new(
+        directory.clone(),
+        licences.clone(),
+        EmergencyNumbers::new(&config.emergency.numbers),
+    );
     let loaded: Arc<Vec<(Box<str>, Binding)>> = Arc::new(loaded);
     let journal_tx = journal.sender();
     let r = &config.registrar;
@@ -136,17 +176,11 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             t4: config.sip.t4(),
             ..TimerConfig::default()
         },
-        registrar: RegistrarConfig {
-            min_expires: r.min_expires,
-            max_expires: r.max_expires,
-            default_expires: r.default_expires,
-            max_contacts: r.max_contacts,
-            expiry_spread_pct: r.expiry_spread_pct,
-            ..RegistrarConfig::default()
-        },
+        registrar: registrar_cfg,
         directory: directory.clone(),
         location: location.clone(),
         nonce_counts: Arc::new(NonceCounts::new()),
+        admission,
     };
     let engine_cfg = mgw_engine::EngineConfig {
         workers: config.engine.workers,
@@ -195,7 +229,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         engine.workers(),
         engine.backend()
     );
-    register_api(admin, &directory, &location);
+    admin.with_router(|r| api::routes(r, &provisioning));
     let handle = GatewayHandle {
         journal: Some(journal),
         backend: engine.backend().to_string(),
@@ -204,6 +238,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     };
     let shared = handle.engine.clone();
     let metrics_location = location.clone();
+    let metrics_licences = licences.clone();
     admin.add_metrics(move |out: &mut String| {
         let stats = shared
             .lock()
@@ -212,6 +247,18 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             .map(EngineHandle::stats)
             .unwrap_or_default();
         render_metrics(out, &counters, &stats);
+        metrics::gauge(
+            out,
+            "mgw_licences_total",
+            "Floating SIP licences",
+            metrics_licences.total(),
+        );
+        metrics::gauge(
+            out,
+            "mgw_licences_in_use",
+            "Licences held by a log-on",
+            metrics_licences.in_use(),
+        );
         metrics::gauge(
             out,
             "mgw_registrar_bindings",
@@ -329,51 +376,6 @@ fn render_metrics(
     );
 }
 
-/// `GET /api/v1/registrations`: every binding with who, where from, how, and for how long.
-fn register_api(admin: &AdminHandle, directory: &Arc<Directory>, location: &Arc<LocationTable>) {
-    let (directory, location) = (directory.clone(), location.clone());
-    admin.route(
-        crate::admin::Method::Get,
-        "/api/v1/registrations",
-        Role::Viewer,
-        move |req| {
-            let now = unix_ms();
-            let user_filter = req.query("user").map(str::to_string);
-            let mut out = Vec::new();
-            location.for_each(|user, record| {
-                if user_filter.as_deref().is_some_and(|u| u != user) {
-                    return;
-                }
-                let number = directory.get(user).map(|l| l.number.to_string());
-                for b in record.bindings.iter().filter(|b| b.expires_at_ms > now) {
-                    out.push(serde_json::json!({
-                        "user": user,
-                        "number": number,
-                        "contact": &*b.contact,
-                        "source": b.source.to_string(),
-                        "transport": b.transport.as_str(),
-                        "user_agent": &*b.user_agent,
-                        "expires_in": (b.expires_at_ms - now).div_ceil(1000),
-                        "instance": b.instance.as_deref(),
-                        "reg_id": b.reg_id,
-                        "path": b.path.iter().map(|p| &**p).collect::<Vec<_>>(),
-                        "q": f64::from(b.q) / 1000.0,
-                        "call_id": &*b.call_id,
-                        "cseq": b.cseq,
-                    }));
-                }
-            });
-            Ok(Json::ok(serde_json::Value::Array(out)))
-        },
-    );
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Names the listener that could not be bound, as the config key the user must change.
 fn bind_error(config: &Config, err: mgw_engine::EngineError) -> String {
     if let mgw_engine::EngineError::Bind { listen, source } = err {
@@ -394,4 +396,15 @@ fn random_key() -> std::io::Result<[u8; 32]> {
     let mut key = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
     Ok(key)
+}
+
+fn registrar_config(r: &config::RegistrarConfig) -> RegistrarConfig {
+    RegistrarConfig {
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        default_expires: r.default_expires,
+        max_contacts: r.max_contacts,
+        expiry_spread_pct: r.expiry_spread_pct,
+        ..RegistrarConfig::default()
+    }
 }

@@ -6,8 +6,10 @@
 pub mod admin;
 pub mod alloc;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod gateway;
 pub mod logger;
+pub mod provisioning;
 pub mod signalling;
 pub mod store;

@@ -9,7 +9,9 @@ pub mod register;
 
 pub use binding::{Binding, Record, RecordRef, Transport};
 pub use location::LocationTable;
-pub use register::{Arrival, ContactView, RegisterOutcome, Registrar, RegistrarConfig};
+pub use register::{
+    Arrival, ContactView, ExpiryBounds, RegisterOutcome, Registrar, RegistrarConfig,
+};
 
 /// What happened to a binding; the persistence journal and the licence pool subscribe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

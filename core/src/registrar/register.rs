@@ -44,6 +44,29 @@ impl Default for RegistrarConfig {
     }
 }
 
+/// How long a binding may last: a keepalive profile (seed 000: "the internal clock for automatic
+/// log-out is determined by the profile assigned" to the device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExpiryBounds {
+    /// Shorter requests get 423 with this Min-Expires.
+    pub min: u32,
+    /// Longer requests are shortened to this.
+    pub max: u32,
+    /// When the phone asks for none.
+    pub default: u32,
+}
+
+impl RegistrarConfig {
+    /// The bounds for log-ons without a profile of their own.
+    pub fn bounds(&self) -> ExpiryBounds {
+        ExpiryBounds {
+            min: self.min_expires,
+            max: self.max_expires,
+            default: self.default_expires,
+        }
+    }
+}
+
 /// A binding as the 200 OK lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactView {
@@ -127,8 +150,20 @@ impl Registrar {
         self.wheel.next_deadline_ms()
     }
 
-    /// Handles a REGISTER from the authenticated log-on `user`.
+    /// Handles a REGISTER from the authenticated log-on `user`, within the configured bounds.
     pub fn register(&mut self, user: &str, msg: &Message<'_>, at: Arrival) -> RegisterOutcome {
+        let bounds = self.cfg.bounds();
+        self.register_within(user, msg, at, bounds)
+    }
+
+    /// Handles a REGISTER from `user` whose keepalive profile sets `bounds`.
+    pub fn register_within(
+        &mut self,
+        user: &str,
+        msg: &Message<'_>,
+        at: Arrival,
+        bounds: ExpiryBounds,
+    ) -> RegisterOutcome {
         let header_expires = msg.expires();
         let contacts: Vec<&str> = msg.list(HeaderName::Contact).collect();
         let (Some(call_id), Some(cseq)) = (msg.call_id(), msg.cseq()) else {
@@ -172,10 +207,10 @@ impl Registrar {
                     None => return RegisterOutcome::Invalid("Malformed expires parameter"),
                 },
                 Some(None) => return RegisterOutcome::Invalid("Malformed expires parameter"),
-                None => header_expires.unwrap_or(self.cfg.default_expires),
+                None => header_expires.unwrap_or(bounds.default),
             };
-            if expires != 0 && expires < self.cfg.min_expires {
-                return RegisterOutcome::IntervalTooBrief(self.cfg.min_expires);
+            if expires != 0 && expires < bounds.min {
+                return RegisterOutcome::IntervalTooBrief(bounds.min);
             }
             let q = na
                 .params
@@ -185,7 +220,7 @@ impl Registrar {
                 .unwrap_or(1000);
             asked.push(Asked {
                 uri: na.uri.raw,
-                expires: expires.min(self.cfg.max_expires),
+                expires: expires.min(bounds.max),
                 instance: na.params.get("+sip.instance").flatten(),
                 reg_id: na
                     .params
@@ -219,7 +254,7 @@ impl Registrar {
                     }
                     continue;
                 }
-                let granted = self.spread(a.expires, call_id, a.uri);
+                let granted = self.spread(a.expires, bounds.min, call_id, a.uri);
                 let updated = Binding {
                     contact: a.uri.into(),
                     instance: a.instance.map(Into::into),
@@ -341,15 +376,13 @@ impl Registrar {
     }
 
     /// Shortens `asked` by up to `expiry_spread_pct` percent, the same way for the same phone
-    /// (hash of Call-ID and contact), never below `min_expires`.
-    fn spread(&self, asked: u32, call_id: &str, contact: &str) -> u32 {
+    /// (hash of Call-ID and contact), never below `min`.
+    fn spread(&self, asked: u32, min: u32, call_id: &str, contact: &str) -> u32 {
         let pct = u32::from(self.cfg.expiry_spread_pct.min(100));
         if pct == 0 {
             return asked;
         }
-        let room = asked
-            .saturating_sub(self.cfg.min_expires)
-            .min(asked / 100 * pct);
+        let room = asked.saturating_sub(min).min(asked / 100 * pct);
         if room == 0 {
             return asked;
         }

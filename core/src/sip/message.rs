@@ -190,6 +190,14 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The reason phrase of a response.
+    pub fn reason(&self) -> Option<&'a str> {
+        match self.start {
+            StartLine::Response(s) => Some(s.reason),
+            StartLine::Request(_) => None,
+        }
+    }
+
     fn header_at(&self, s: &Slot) -> Header<'a> {
         let head = self.head;
         let start = usize::from(s.start);

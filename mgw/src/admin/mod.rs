@@ -97,9 +97,16 @@ impl AdminHandle {
     }
 
     /// [`AdminHandle::start`] on `[admin]`: `listen`, with `token` as the
-    /// admin token. A bind failure names `admin.listen`.
+    /// admin token and the optional accounting and viewer tokens. A bind
+    /// failure names `admin.listen`.
     pub fn start_from_config(config: &AdminConfig) -> Result<AdminHandle, ConfigError> {
-        let tokens = Tokens::new().with(config.token.clone(), Role::Admin);
+        let mut tokens = Tokens::new().with(config.token.clone(), Role::Admin);
+        if let Some(t) = &config.accounting_token {
+            tokens.insert(t.clone(), Role::Accounting);
+        }
+        if let Some(t) = &config.viewer_token {
+            tokens.insert(t.clone(), Role::Viewer);
+        }
         AdminHandle::start(config.listen, tokens).map_err(|error| ConfigError::Bind {
             key: "admin.listen".to_string(),
             value: config.listen.to_string(),

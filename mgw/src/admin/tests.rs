@@ -292,6 +292,7 @@ fn port_in_use_is_a_bind_error_naming_the_key() {
     let config = AdminConfig {
         listen: admin.local_addr(),
         token: "t".into(),
+        ..AdminConfig::default()
     };
     let e = AdminHandle::start_from_config(&config)
         .err()

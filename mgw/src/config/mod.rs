@@ -192,6 +192,11 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token with the admin role. Default `"change-me"` (warned about).
     pub token: String,
+    /// Bearer token with the accounting role (read everything; create, change, enable, disable
+    /// and delete accounts and their numbers). Default: none.
+    pub accounting_token: Option<String>,
+    /// Bearer token with the viewer role (read only). Default: none.
+    pub viewer_token: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -199,6 +204,8 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: DEFAULT_ADMIN_TOKEN.to_string(),
+            accounting_token: None,
+            viewer_token: None,
         }
     }
 }
@@ -295,7 +302,7 @@ pub struct AccountsConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmergencyConfig {
-    /// Default `["110", "112"]`.
+    /// Default `["110", "112", "911", "999"]`.
     pub numbers: Vec<String>,
     /// SIP URI emergency calls are sent to. Default: none (routed like any
     /// other number, but without needing a licence).
@@ -305,7 +312,10 @@ pub struct EmergencyConfig {
 impl Default for EmergencyConfig {
     fn default() -> Self {
         EmergencyConfig {
-            numbers: vec!["110".to_string(), "112".to_string()],
+            numbers: mgw_core::admission::DEFAULT_EMERGENCY
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             route: None,
         }
     }
@@ -605,6 +615,13 @@ impl Config {
             }
         }
         self.validate_registrar()?;
+        if self.licences.total as usize > mgw_core::licence::MAX_LICENCES {
+            return Err(ConfigError::invalid(
+                "licences.total",
+                self.licences.total,
+                format!("must be at most {}", mgw_core::licence::MAX_LICENCES),
+            ));
+        }
         self.validate_emergency()?;
         self.validate_media()?;
         let mut prefixes = Prefixes::default();
@@ -742,18 +759,33 @@ impl Config {
     }
 
     fn validate_admin(&self) -> Result<(), ConfigError> {
-        let t = &self.admin.token;
-        if t.is_empty()
-            || t.bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            // Don't echo the token: it is a secret.
-            return Err(ConfigError::Invalid {
-                key: "admin.token".to_string(),
-                value: None,
-                message: "must be non-empty and contain no spaces or control characters"
-                    .to_string(),
-            });
+        let a = &self.admin;
+        let tokens = [
+            ("admin.token", Some(&a.token)),
+            ("admin.accounting_token", a.accounting_token.as_ref()),
+            ("admin.viewer_token", a.viewer_token.as_ref()),
+        ];
+        for (i, (key, t)) in tokens.iter().enumerate() {
+            let Some(t) = t else { continue };
+            if t.is_empty()
+                || t.bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            {
+                // Don't echo the token: it is a secret.
+                return Err(ConfigError::Invalid {
+                    key: key.to_string(),
+                    value: None,
+                    message: "must be non-empty and contain no spaces or control characters"
+                        .to_string(),
+                });
+            }
+            if tokens[..i].iter().any(|(_, o)| *o == Some(*t)) {
+                return Err(ConfigError::Invalid {
+                    key: key.to_string(),
+                    value: None,
+                    message: "must differ from the other tokens: a token has one role".to_string(),
+                });
+            }
         }
         Ok(())
     }

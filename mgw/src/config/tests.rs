@@ -203,7 +203,7 @@ fn empty_file_gets_documented_defaults() {
     assert_eq!(c.store.dir, PathBuf::from("./mgw-data"));
     assert_eq!(c.licences.total, 10);
     assert_eq!(c.accounts.import_csv, None);
-    assert_eq!(c.emergency.numbers, ["110", "112"]);
+    assert_eq!(c.emergency.numbers, ["110", "112", "911", "999"]);
     assert_eq!(c.emergency.route, None);
     assert_eq!(c.media.rtp_ports.to_string(), "30000-39999");
     assert_eq!(c.media.ng_listen, None);

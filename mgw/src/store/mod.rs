@@ -1,4 +1,5 @@
-//! Persistent state under `store.dir`. Bindings live in an append-only journal (this issue);
-//! accounts, licences and call records move to SQLite with the accounts issue.
+//! Persistent state under `store.dir`: bindings in an append-only journal (written at the rate
+//! phones register), everything provisioned in SQLite (written at the rate people change it).
 
+pub mod db;
 pub mod journal;

@@ -1,0 +1,303 @@
+//! The provisioning part of the admin API under `/api/v1`: accounts, numbers, log-ons,
+//! keepalive profiles, licences, registrations and call records. Reading needs the `viewer`
+//! role; creating, changing and deleting accounts and their numbers needs `accounting` (seed
+//! 003: "only users with the Admin or Accounting role may create or delete accounts"); log-ons,
+//! profiles, licences and registrations are changed by `admin` only.
+
+use std::sync::Arc;
+
+use rusqlite::params;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    CallerIdRule, NewAccount, NewLogOn, Profile, Provisioning, UpdateAccount, UpdateLogOn,
+};
+use crate::admin::{ApiError, ApiRequest, Json, Method, Role, Router};
+use crate::clock::{rfc3339, unix_ms};
+
+type P = Arc<Provisioning>;
+
+fn ok<T: serde::Serialize>(v: T) -> Result<Json, ApiError> {
+    Json::serialize(&v)
+}
+
+fn created<T: serde::Serialize>(v: T) -> Result<Json, ApiError> {
+    let body = serde_json::to_value(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json::created(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberBody {
+    number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotalBody {
+    total: u32,
+}
+
+/// Registers every provisioning route on `router`.
+pub fn routes(router: &mut Router, p: &P) {
+    let r = router;
+    // Accounts.
+    let q = p.clone();
+    r.get("/api/v1/accounts", Role::Viewer, move |_| {
+        ok(q.list_accounts()?)
+    });
+    let q = p.clone();
+    r.post("/api/v1/accounts", Role::Accounting, move |req| {
+        created(q.create_account(&req.json::<NewAccount>()?)?)
+    });
+    let q = p.clone();
+    r.get("/api/v1/accounts/{id}", Role::Viewer, move |req| {
+        ok(q.get_account(req.param("id")?)?)
+    });
+    for method in [Method::Put, Method::Patch] {
+        let q = p.clone();
+        r.route(
+            method,
+            "/api/v1/accounts/{id}",
+            Role::Accounting,
+            move |req| ok(q.update_account(req.param("id")?, &req.json::<UpdateAccount>()?)?),
+        );
+    }
+    let q = p.clone();
+    r.delete("/api/v1/accounts/{id}", Role::Accounting, move |req| {
+        ok(q.delete_account(req.param("id")?)?)
+    });
+    let q = p.clone();
+    r.post(
+        "/api/v1/accounts/{id}/enable",
+        Role::Accounting,
+        move |req| ok(q.enable_account(req.param("id")?)?),
+    );
+    let q = p.clone();
+    r.post(
+        "/api/v1/accounts/{id}/disable",
+        Role::Accounting,
+        move |req| ok(q.disable_account(req.param("id")?)?),
+    );
+    let q = p.clone();
+    r.post(
+        "/api/v1/accounts/{id}/numbers",
+        Role::Accounting,
+        move |req| ok(q.link_number(req.param("id")?, &req.json::<NumberBody>()?.number)?),
+    );
+    let q = p.clone();
+    r.delete(
+        "/api/v1/accounts/{id}/numbers/{number}",
+        Role::Accounting,
+        move |req| ok(q.unlink_number(req.param("id")?, req.param("number")?)?),
+    );
+    let q = p.clone();
+    r.post(
+        "/api/v1/accounts/{id}/caller-id-rules",
+        Role::Accounting,
+        move |req| ok(q.add_caller_id_rule(req.param("id")?, &req.json::<CallerIdRule>()?)?),
+    );
+    let q = p.clone();
+    r.delete(
+        "/api/v1/accounts/{id}/caller-id-rules/{rule}",
+        Role::Accounting,
+        move |req| {
+            let rule = req.param("rule")?;
+            let rule = rule.parse().map_err(|_| {
+                ApiError::bad_request(format!("caller-ID rule id {rule:?} is not a number"))
+            })?;
+            ok(q.remove_caller_id_rule(req.param("id")?, rule)?)
+        },
+    );
+    let q = p.clone();
+    r.get("/api/v1/accounts/{id}/cdrs", Role::Viewer, move |req| {
+        let id = q.get_account(req.param("id")?)?.id;
+        cdrs(&q, Some(id), req)
+    });
+
+    // Numbers.
+    let q = p.clone();
+    r.get("/api/v1/numbers", Role::Viewer, move |req| {
+        ok(q.list_numbers(req.query("free").is_some_and(|v| v == "true" || v == "1"))?)
+    });
+    let q = p.clone();
+    r.post("/api/v1/numbers", Role::Accounting, move |req| {
+        created(q.create_number(&req.json::<NumberBody>()?.number)?)
+    });
+    let q = p.clone();
+    r.get("/api/v1/numbers/{number}", Role::Viewer, move |req| {
+        ok(q.get_number(req.param("number")?)?)
+    });
+    let q = p.clone();
+    r.delete("/api/v1/numbers/{number}", Role::Accounting, move |req| {
+        ok(q.delete_number(req.param("number")?)?)
+    });
+
+    // Log-ons.
+    let q = p.clone();
+    r.get("/api/v1/log-ons", Role::Viewer, move |_| {
+        ok(q.list_log_ons()?)
+    });
+    let q = p.clone();
+    r.post("/api/v1/log-ons", Role::Admin, move |req| {
+        created(q.create_log_on(&req.json::<NewLogOn>()?)?)
+    });
+    let q = p.clone();
+    r.get("/api/v1/log-ons/{user}", Role::Viewer, move |req| {
+        ok(q.get_log_on(req.param("user")?)?)
+    });
+    for method in [Method::Put, Method::Patch] {
+        let q = p.clone();
+        r.route(method, "/api/v1/log-ons/{user}", Role::Admin, move |req| {
+            ok(q.update_log_on(req.param("user")?, &req.json::<UpdateLogOn>()?)?)
+        });
+    }
+    let q = p.clone();
+    r.delete("/api/v1/log-ons/{user}", Role::Admin, move |req| {
+        ok(q.delete_log_on(req.param("user")?)?)
+    });
+
+    // Keepalive profiles.
+    let q = p.clone();
+    r.get("/api/v1/profiles", Role::Viewer, move |_| {
+        ok(q.list_profiles()?)
+    });
+    let q = p.clone();
+    r.post("/api/v1/profiles", Role::Admin, move |req| {
+        created(q.create_profile(&req.json::<Profile>()?)?)
+    });
+    let q = p.clone();
+    r.get("/api/v1/profiles/{name}", Role::Viewer, move |req| {
+        ok(q.get_profile(req.param("name")?)?)
+    });
+    let q = p.clone();
+    r.put("/api/v1/profiles/{name}", Role::Admin, move |req| {
+        ok(q.update_profile(req.param("name")?, &req.json::<Profile>()?)?)
+    });
+    let q = p.clone();
+    r.delete("/api/v1/profiles/{name}", Role::Admin, move |req| {
+        ok(q.delete_profile(req.param("name")?)?)
+    });
+
+    // Licences.
+    let q = p.clone();
+    r.get("/api/v1/licences", Role::Viewer, move |_| {
+        ok(q.licence_status()?)
+    });
+    let q = p.clone();
+    r.put("/api/v1/licences", Role::Admin, move |req| {
+        ok(q.set_licence_total(req.json::<TotalBody>()?.total)?)
+    });
+    let q = p.clone();
+    r.post("/api/v1/licences/reset", Role::Admin, move |req| {
+        let freed = q.reset_licences(req.role.as_str())?;
+        ok(json!({ "freed": freed.len(), "users": freed, "status": q.licence_status()? }))
+    });
+
+    // Registrations.
+    let q = p.clone();
+    r.get("/api/v1/registrations", Role::Viewer, move |req| {
+        ok(registrations(&q, req.query("user")))
+    });
+    let q = p.clone();
+    r.delete("/api/v1/registrations/{user}", Role::Admin, move |req| {
+        let user = req.param("user")?;
+        q.get_log_on(user)?;
+        let dropped = q.evict(user);
+        ok(json!({ "user": user, "dropped": dropped }))
+    });
+
+    // Call records.
+    let q = p.clone();
+    r.get("/api/v1/cdrs", Role::Viewer, move |req| cdrs(&q, None, req));
+}
+
+/// Every live binding with who, where from, how, and for how long.
+fn registrations(p: &Provisioning, user_filter: Option<&str>) -> Value {
+    let now = unix_ms();
+    let mut out = Vec::new();
+    p.location.for_each(|user, record| {
+        if user_filter.is_some_and(|u| u != user) {
+            return;
+        }
+        let log_on = p.directory.get(user);
+        let number = log_on.as_ref().map(|l| l.number.to_string());
+        let licence = log_on.as_ref().is_some_and(|l| p.licences.holds(l.id));
+        for b in record.bindings.iter().filter(|b| b.expires_at_ms > now) {
+            out.push(json!({
+                "user": user,
+                "number": number,
+                "contact": &*b.contact,
+                "source": b.source.to_string(),
+                "transport": b.transport.as_str(),
+                "user_agent": &*b.user_agent,
+                "expires_in": (b.expires_at_ms - now).div_ceil(1000),
+                "expires_at": rfc3339(b.expires_at_ms),
+                "licence": licence,
+                "instance": b.instance.as_deref(),
+                "reg_id": b.reg_id,
+                "path": b.path.iter().map(|p| &**p).collect::<Vec<_>>(),
+                "q": f64::from(b.q) / 1000.0,
+                "call_id": &*b.call_id,
+                "cseq": b.cseq,
+            }));
+        }
+    });
+    out.sort_by(|a, b| {
+        let k = |v: &Value| {
+            (
+                v["user"].as_str().map(str::to_string),
+                v["contact"].as_str().map(str::to_string),
+            )
+        };
+        k(a).cmp(&k(b))
+    });
+    Value::Array(out)
+}
+
+/// Call records, newest first; `?limit=N` (default 100, at most 10 000).
+fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json, ApiError> {
+    let limit = match req.query("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=10_000).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit {l:?} is not a number from 1 to 10000"))
+            })?,
+    };
+    let conn = p.db().conn();
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, account_id, caller, callee, direction, started_ms, answered_ms, ended_ms,
+                    cause, status
+             FROM cdrs WHERE ?1 IS NULL OR account_id = ?1 ORDER BY started_ms DESC, id DESC LIMIT ?2",
+        )
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let rows = stmt
+        .query_map(params![account, limit], |r| {
+            let started: i64 = r.get(5)?;
+            let answered: Option<i64> = r.get(6)?;
+            let ended: i64 = r.get(7)?;
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "account_id": r.get::<_, Option<u32>>(1)?,
+                "caller": r.get::<_, String>(2)?,
+                "callee": r.get::<_, String>(3)?,
+                "direction": r.get::<_, String>(4)?,
+                "started_at": rfc3339(started as u64),
+                "answered_at": answered.map(|a| rfc3339(a as u64)),
+                "ended_at": rfc3339(ended as u64),
+                "duration_s": answered.map_or(0, |a| (ended - a).max(0) / 1000),
+                "cause": r.get::<_, String>(8)?,
+                "status": r.get::<_, Option<u16>>(9)?,
+            }))
+        })
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let out: Vec<Value> = rows
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    Ok(Json::ok(Value::Array(out)))
+}
