@@ -1,6 +1,8 @@
 //! Starting a real `mgw serve` for integration tests: free ports, a config file, readiness.
 #![allow(dead_code)]
 
+pub mod phone;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -108,11 +110,26 @@ impl Server {
 
     /// GET with the admin token; (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.call("t", "GET", path, "")
+    }
+
+    /// An API call with `token` (empty: none) and a JSON `body`; (status, body).
+    pub fn call(&self, token: &str, method: &str, path: &str, body: &str) -> (u16, String) {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.admin)) else {
             return (0, String::new());
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n");
+        let auth = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: Bearer {token}\r\n")
+        };
+        let _ = write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let mut raw = String::new();
         let _ = s.read_to_string(&mut raw);
         let status = raw
@@ -125,6 +142,20 @@ impl Server {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// An API call whose answer must be JSON; (status, parsed body).
+    pub fn json(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let (status, text) = self.call(token, method, path, body);
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"));
+        (status, v)
     }
 }
 
