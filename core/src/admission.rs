@@ -263,6 +263,7 @@ mod tests {
         let e = a.outgoing(&lo(&a, "bob"), "112", HOME, 3).unwrap();
         assert!(e.emergency);
         assert_eq!(e.licence, None);
+        drop(e);
         a.licences.release(1);
         assert_eq!(
             a.outgoing(&lo(&a, "bob"), "200", HOME, 4).unwrap().licence,

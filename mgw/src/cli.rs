@@ -1,4 +1,7 @@
-//! Command line: `mgw serve`, `mgw config default|check`, `mgw --version`.
+//! Command line: `mgw serve`, `mgw config default|check`, `mgw --version`,
+//! and the admin subcommands (`mgw account|number|logon|profile|licence|
+//! registrations|cdrs`, see [`crate::admin_cli`]) that drive a running gateway
+//! through its admin API.
 //!
 //! Exit status: 0 success; 2 the config (or what it names: store dir,
 //! listen ports, files) is unusable, with one line `mgw: ...` on stderr;
@@ -42,6 +45,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    #[command(flatten)]
+    Admin(crate::admin_cli::AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +81,7 @@ pub fn main() -> ExitCode {
             }
             Err(e) => config_failure(&e),
         },
+        Command::Admin(command) => crate::admin_cli::run(&command),
     }
 }
 

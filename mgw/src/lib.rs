@@ -4,6 +4,7 @@
 //! integration tests and the gateway wiring can reach it.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod alloc;
 pub mod cli;
 pub mod clock;

@@ -1,5 +1,5 @@
 //! The admin HTTP server: `GET /health`, `GET /metrics` and the JSON API under
-//! `/api/v1/`.
+//! `/api/v1/`, described by the OpenAPI document at `GET /api/v1/openapi.json`.
 //!
 //! Why tiny_http: the admin API is a handful of low-rate JSON calls on
 //! loopback. tiny_http is synchronous, has four small dependencies and builds
@@ -13,6 +13,7 @@
 //! server has started.
 
 pub mod metrics;
+pub mod openapi;
 pub mod router;
 
 #[cfg(test)]
@@ -69,9 +70,12 @@ impl AdminHandle {
         let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
         let server = tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?;
+        // Built-in routes; everything else is registered by the subsystems that own it.
+        let mut router = Router::new();
+        openapi::register(&mut router);
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(false),
-            router: RwLock::new(Router::new()),
+            router: RwLock::new(router),
             tokens: RwLock::new(tokens),
             metrics: RwLock::new(Vec::new()),
             started: Instant::now(),
@@ -247,7 +251,11 @@ fn handle(shared: &Shared, mut request: tiny_http::Request) {
     {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    // Every answer is complete in memory: send its Content-Length rather than chunks (tiny_http
+    // chunks bodies from 32 KiB on, e.g. the OpenAPI document), so simple clients can read it.
+    let mut response = tiny_http::Response::from_data(reply.body)
+        .with_status_code(reply.status)
+        .with_chunked_threshold(usize::MAX);
     let mut headers = vec![
         ("Content-Type", reply.content_type.to_string()),
         ("Cache-Control", "no-store".to_string()),
@@ -308,12 +316,13 @@ fn answer(shared: &Shared, request: &mut tiny_http::Request) -> Reply {
             let Some(role) = bearer.as_deref().and_then(|t| role_of(shared, t)) else {
                 return Reply::error(&ApiError::unauthorized());
             };
-            api(shared, request, &method, path, query, role, remote)
+            // The router decodes each segment itself, so an encoded "/" stays in its segment.
+            api(shared, request, &method, raw_path, query, role, remote)
         }
         _ => Reply::error(
             &ApiError::not_found(format!("no such path: {path}"))
                 .with_detail("path", path.clone())
-                .with_fix("the admin server serves GET /health, GET /metrics and /api/v1/..."),
+                .with_fix("the admin server serves GET /health, GET /metrics and /api/v1/... (listed by GET /api/v1/openapi.json)"),
         ),
     }
 }
@@ -322,11 +331,12 @@ fn api(
     shared: &Shared,
     request: &mut tiny_http::Request,
     method: &str,
-    path: String,
+    raw_path: &str,
     query: &str,
     role: Role,
     remote: Option<SocketAddr>,
 ) -> Reply {
+    let path = router::percent_decode(raw_path);
     let Some(m) = Method::parse(method) else {
         return Reply::error(
             &ApiError::new(405, format!("method {method} is not used by the API"))
@@ -338,7 +348,7 @@ fn api(
         .router
         .read()
         .unwrap_or_else(PoisonError::into_inner)
-        .find(m, &path);
+        .find(m, raw_path);
     let (handler, params, required) = match found {
         Found::Route {
             handler,

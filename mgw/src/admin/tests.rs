@@ -325,3 +325,32 @@ fn http_fails(addr: SocketAddr) -> bool {
     s.read_to_string(&mut out)
         .map_or(true, |_| !out.starts_with("HTTP/1.1 200"))
 }
+
+#[test]
+fn openapi_document_is_built_in_for_viewers() {
+    let admin = start();
+    let a = admin.local_addr();
+    assert_eq!(http(a, "GET", openapi::PATH, None, "").status, 401);
+    let r = http(a, "GET", openapi::PATH, Some("view-secret"), "");
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["paths"][openapi::PATH]["get"]["x-mgw-role"], "viewer");
+}
+
+#[test]
+fn an_encoded_slash_stays_inside_its_path_parameter() {
+    let admin = start();
+    admin.route(Method::Get, "/api/v1/log-ons/{user}", Role::Viewer, |req| {
+        Ok(Json::ok(json!({ "user": req.param("user")? })))
+    });
+    let a = http(
+        admin.local_addr(),
+        "GET",
+        "/api/v1/log-ons/a%2Fb",
+        Some("view-secret"),
+        "",
+    );
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.json()["user"], "a/b");
+}

@@ -88,10 +88,11 @@ impl Provisioning {
             self.db
                 .conn()
                 .query_row("SELECT max(at_ms) FROM licence_resets", [], |r| r.get(0))?;
+        let in_use = self.licences.in_use();
         Ok(LicenceStatus {
             total,
-            in_use: holders.len(),
-            free: (total as usize).saturating_sub(holders.len()),
+            in_use,
+            free: (total as usize).saturating_sub(in_use),
             holders,
             logged_on: self.location.len(),
             last_reset: last_reset.map(|ms| rfc3339(ms as u64)),

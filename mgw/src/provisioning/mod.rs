@@ -85,21 +85,47 @@ impl Provisioning {
         &self.db
     }
 
-    /// Fills the directory from the store (at start). Log-ons hashed for another realm cannot
-    /// authenticate; they are named in the log so their passwords can be set again.
+    /// Fills the directory from the store (at start), in three bulk queries. Log-ons hashed
+    /// for another realm cannot authenticate; they are named in the log so their passwords can
+    /// be set again.
     pub fn load(&self) -> Result<(usize, usize)> {
         let conn = self.db.conn();
-        let ids: Vec<u32> = conn
-            .prepare("SELECT id FROM accounts")?
-            .query_map([], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?;
-        for id in &ids {
-            self.sync_account_with(&conn, *id)?;
+        let mut networks: std::collections::HashMap<u32, Vec<mgw_core::cidr::Cidr>> =
+            std::collections::HashMap::new();
+        let mut stmt = conn.prepare("SELECT account_id, cidr FROM account_networks")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, cidr) = row?;
+            if let Ok(c) = cidr.parse() {
+                networks.entry(id).or_default().push(c);
+            }
         }
-        let stale: Vec<String> = conn
-            .prepare("SELECT user FROM log_ons WHERE realm != ?1")?
-            .query_map([&self.realm], |r| r.get(0))?
-            .collect::<std::result::Result<_, _>>()?;
+        let mut accounts = 0;
+        let mut stmt = conn.prepare(
+            "SELECT a.id, a.name, a.state, a.channels, n.number FROM accounts a
+             JOIN numbers n ON n.account_id = a.id AND n.role = 'main'",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<u32>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })? {
+            let (id, name, state, channels, main) = row?;
+            let state = AccountState::parse(&state).unwrap_or(AccountState::Disabled);
+            let nets = networks.remove(&id).unwrap_or_default();
+            self.directory
+                .put_account(Account::new(id, &name, &main, state, channels, nets));
+            accounts += 1;
+        }
+        let mut stale = Vec::new();
+        self.for_each_log_on(&conn, None, |log_on, realm| {
+            if realm != self.realm {
+                stale.push(log_on.user.to_string());
+            }
+        })?;
         if !stale.is_empty() {
             log::warn!(
                 "{} log-on(s) have passwords hashed for another realm than sip.domain {:?} and cannot log on until their password is set again: {}",
@@ -108,7 +134,54 @@ impl Provisioning {
                 stale.join(", ")
             );
         }
-        Ok((ids.len(), self.directory.len()))
+        Ok((accounts, self.directory.len()))
+    }
+
+    /// Pushes the log-ons of `account` (all with `None`) into the directory and the location
+    /// table's number index, calling `seen` with each and the realm it was hashed for.
+    fn for_each_log_on(
+        &self,
+        conn: &Connection,
+        account: Option<u32>,
+        mut seen: impl FnMut(&LogOn, &str),
+    ) -> Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT l.id, l.user, l.number, l.realm, l.ha1_md5, l.ha1_sha256,
+                    p.min_expires, p.max_expires, p.default_expires, n.account_id
+             FROM log_ons l JOIN numbers n ON n.number = l.number
+             LEFT JOIN profiles p ON p.name = l.profile
+             WHERE ?1 IS NULL OR n.account_id = ?1",
+        )?;
+        let rows = stmt.query_map([account], |r| {
+            let bounds = match (r.get(6)?, r.get(7)?, r.get(8)?) {
+                (Some(min), Some(max), Some(default)) => Some(ExpiryBounds { min, max, default }),
+                _ => None,
+            };
+            Ok((
+                LogOn {
+                    id: r.get(0)?,
+                    user: r.get::<_, String>(1)?.into(),
+                    number: r.get::<_, String>(2)?.into(),
+                    account: r.get(9)?,
+                    ha1_md5: r.get::<_, String>(4)?.into(),
+                    ha1_sha256: r.get::<_, String>(5)?.into(),
+                    keepalive: bounds,
+                },
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (mut log_on, realm) = row?;
+            seen(&log_on, &realm);
+            if realm != self.realm {
+                // Unusable hashes: the log-on stays listed but cannot authenticate.
+                log_on.ha1_md5 = "-".into();
+                log_on.ha1_sha256 = "-".into();
+            }
+            self.location.set_number(&log_on.user, &log_on.number);
+            self.directory.insert(log_on);
+        }
+        Ok(())
     }
 
     /// Pushes account `id` and its log-ons from the store into the directory.
@@ -144,43 +217,7 @@ impl Provisioning {
         let state = AccountState::parse(&state).unwrap_or(AccountState::Disabled);
         self.directory
             .put_account(Account::new(id, &name, &main, state, channels, networks));
-        let mut stmt = conn.prepare(
-            "SELECT l.id, l.user, l.number, l.realm, l.ha1_md5, l.ha1_sha256,
-                    p.min_expires, p.max_expires, p.default_expires
-             FROM log_ons l JOIN numbers n ON n.number = l.number
-             LEFT JOIN profiles p ON p.name = l.profile
-             WHERE n.account_id = ?1",
-        )?;
-        let rows = stmt.query_map([id], |r| {
-            let bounds = match (r.get(6)?, r.get(7)?, r.get(8)?) {
-                (Some(min), Some(max), Some(default)) => Some(ExpiryBounds { min, max, default }),
-                _ => None,
-            };
-            let realm: String = r.get(3)?;
-            Ok((
-                LogOn {
-                    id: r.get(0)?,
-                    user: r.get::<_, String>(1)?.into(),
-                    number: r.get::<_, String>(2)?.into(),
-                    account: id,
-                    ha1_md5: r.get::<_, String>(4)?.into(),
-                    ha1_sha256: r.get::<_, String>(5)?.into(),
-                    keepalive: bounds,
-                },
-                realm,
-            ))
-        })?;
-        for row in rows {
-            let (mut log_on, realm) = row?;
-            if realm != self.realm {
-                // Unusable hashes: the log-on stays listed but cannot authenticate.
-                log_on.ha1_md5 = "-".into();
-                log_on.ha1_sha256 = "-".into();
-            }
-            self.location.set_number(&log_on.user, &log_on.number);
-            self.directory.insert(log_on);
-        }
-        Ok(())
+        self.for_each_log_on(conn, Some(id), |_, _| {})
     }
 
     /// Ends every registration of `user` and frees its licence: the account was disabled or

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
         CHECK ((account_id IS NULL) = (role IS NULL))
     );
     CREATE UNIQUE INDEX one_main_number ON numbers(account_id) WHERE role = 'main';
+    CREATE INDEX numbers_by_account ON numbers(account_id);
     CREATE TABLE account_networks (
         account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         cidr        TEXT NOT NULL,
