@@ -132,3 +132,50 @@ proptest! {
         prop_assert_eq!(got, msgs.to_vec());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any IPv4 or IPv6 network prints and parses back to itself, contains its own address and
+    /// every address that shares its prefix.
+    #[test]
+    fn cidr_roundtrip_and_containment(bits in any::<u128>(), prefix in 0u8..=128, v4 in any::<bool>(), host in any::<u128>()) {
+        use mgw_core::cidr::Cidr;
+        use std::net::IpAddr;
+        let (addr, max, host_bits): (IpAddr, u8, u128) = if v4 {
+            let p = prefix % 33;
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - u32::from(p)) };
+            let net = (bits as u32) & mask;
+            let inside = net | ((host as u32) & !mask);
+            (IpAddr::V4(net.into()), p, u128::from(inside))
+        } else {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let net = bits & mask;
+            (IpAddr::V6(net.into()), prefix, net | (host & !mask))
+        };
+        let text = format!("{addr}/{max}");
+        let c: Cidr = text.parse().expect("a masked network parses");
+        prop_assert_eq!(c.to_string(), text.clone());
+        prop_assert_eq!(c.to_string().parse::<Cidr>().expect("again"), c);
+        prop_assert!(c.contains(addr));
+        let inside: IpAddr = if v4 {
+            IpAddr::V4((host_bits as u32).into())
+        } else {
+            IpAddr::V6(host_bits.into())
+        };
+        prop_assert!(c.contains(inside));
+    }
+
+    /// The accounts CSV parser never panics, and every row it accepts is usable.
+    #[test]
+    fn csv_rows_accepted_are_valid(text in "(user,password,number\n)?([a-z0-9,#+*. ]{0,20}\n){0,5}") {
+        use mgw_core::directory::{parse_csv, valid_number, valid_user};
+        if let Ok(rows) = parse_csv(&text) {
+            for r in rows {
+                prop_assert!(valid_user(&r.user));
+                prop_assert!(valid_number(&r.number));
+                prop_assert!(!r.password.is_empty());
+            }
+        }
+    }
+}
