@@ -210,12 +210,15 @@ pub fn banner(config: &Config, config_path: Option<&Path>, admin: SocketAddr) ->
             csv.display()
         )),
         None => b.push_str(
-            "  1. no accounts yet: write a CSV with header user,password,number[,channels], save the default config\n     (mgw config default > mgw.toml), set [accounts] import_csv = \"users.csv\" in it and restart with --config mgw.toml\n",
+            "  1. create an account and a log-on (in another shell; add --token TOKEN unless it is the default):\n     \
+             mgw account create --name office --main-number 100 && mgw account enable office\n     \
+             mgw logon create --user alice --password - --number 100   (password on stdin)\n     \
+             or import many: a CSV with header user,password,number[,channels] as [accounts] import_csv\n",
         ),
     }
     let (registrar, transports) = registrar_hint(&config.sip.listen);
     b.push_str(&format!(
-        "  2. in the phone: registrar/proxy {registrar} ({transports}), domain/realm {}, user name and password from the CSV\n",
+        "  2. in the phone: registrar/proxy {registrar} ({transports}), domain/realm {}, that user name and password\n",
         config.sip.domain
     ));
     b.push_str("Stop with Ctrl-C or SIGTERM.\n");
