@@ -1,0 +1,4 @@
+//! Codecs and the transcoding steps between legs: G.711 A-law and u-law (with the direct
+//! table conversion between them), G.722, G.726-32, Opus, and resampling between their rates.
+
+pub mod g711;
