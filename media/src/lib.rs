@@ -6,5 +6,6 @@
 //! the sockets.
 
 pub mod codec;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;
