@@ -6,6 +6,7 @@
 //! the sockets.
 
 pub mod codec;
+pub mod dtmf;
 pub mod ng;
 pub mod relay;
 pub mod rtp;
