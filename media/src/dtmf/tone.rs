@@ -4,6 +4,9 @@
 
 use std::f32::consts::TAU;
 
+/// The level of a full-scale sine in u-law (G.711).
+const FULL_SCALE_DBM0: f32 = 3.17;
+
 /// Generates one key's tone at `rate` Hz, continuing phase across calls.
 #[derive(Clone, Copy, Debug)]
 pub struct ToneGenerator {
@@ -16,9 +19,9 @@ impl ToneGenerator {
     /// `level_dbm0`: power of each tone (Q.23 sends about -7 to -10 dBm0 per tone).
     pub fn new(event: u8, rate: u32, level_dbm0: f32) -> Option<ToneGenerator> {
         let (lo, hi) = super::frequencies(event)?;
-        // 0 dBm0 is a sine of about 0.707 of full scale in A-law's range (G.711: 3.14 dBm0
-        // is the peak); per tone amplitude = full scale * 10^((level - 3.14) / 20).
-        let amplitude = 32_767.0 * 10f32.powf((level_dbm0 - 3.14) / 20.0);
+        // A full-scale sine is +3.17 dBm0 in u-law (G.711; A-law's is 3.14), so each tone's
+        // amplitude is full scale * 10^((level - 3.17) / 20).
+        let amplitude = 32_767.0 * 10f32.powf((level_dbm0 - FULL_SCALE_DBM0) / 20.0);
         Some(ToneGenerator {
             step: (TAU * lo / rate as f32, TAU * hi / rate as f32),
             phase: (0.0, 0.0),
