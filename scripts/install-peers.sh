@@ -13,6 +13,8 @@ peers=(
   "baresip:baresip"
   "sipsak:sipsak"
   "redis-server:redis-server"
+  # The reference Opus library for media/tests/opus_interop.rs: a library, found with ldconfig.
+  "libopus0:lib:libopus.so.0"
 )
 
 warn() { echo "install-peers: warning: $*" >&2; }
@@ -21,6 +23,14 @@ missing=()
 for entry in "${peers[@]}"; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
+  if [[ $cmd == lib:* ]]; then
+    if ldconfig -p 2>/dev/null | grep -q "${cmd#lib:}"; then
+      echo "install-peers: ${cmd#lib:} present"
+      continue
+    fi
+    missing+=("$pkg")
+    continue
+  fi
   if command -v "$cmd" >/dev/null 2>&1; then
     echo "install-peers: $cmd present"
   else

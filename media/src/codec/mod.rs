@@ -2,3 +2,7 @@
 //! table conversion between them), G.722, G.726-32, Opus, and resampling between their rates.
 
 pub mod g711;
+pub mod g722;
+pub mod g726;
+pub mod opus;
+pub mod resample;
