@@ -11,3 +11,4 @@ pub mod ng;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod transcode;
