@@ -80,8 +80,8 @@ impl Decoder {
         Ok(match codec {
             CodecName::Pcmu => Decoder::Pcmu,
             CodecName::Pcma => Decoder::Pcma,
-            CodecName::G722 => Decoder::G722(Box::new(G722Decoder::new())),
-            CodecName::G726_32 => Decoder::G726(Box::new(G726Decoder::new())),
+            CodecName::G722 => Decoder::G722(Box::default()),
+            CodecName::G726_32 => Decoder::G726(Box::default()),
             CodecName::Opus => Decoder::Opus(Box::new(OpusDecoder::new(48_000)?)),
             c => return Err(TranscodeError::Unsupported(c)),
         })
@@ -124,8 +124,8 @@ impl Encoder {
         Ok(match codec {
             CodecName::Pcmu => Encoder::Pcmu,
             CodecName::Pcma => Encoder::Pcma,
-            CodecName::G722 => Encoder::G722(Box::new(G722Encoder::new())),
-            CodecName::G726_32 => Encoder::G726(Box::new(G726Encoder::new())),
+            CodecName::G722 => Encoder::G722(Box::default()),
+            CodecName::G726_32 => Encoder::G726(Box::default()),
             CodecName::Opus => {
                 let mut cfg = OpusConfig::new(48_000);
                 cfg.ptime_ms = ptime_ms;
