@@ -1,4 +1,5 @@
-//! Command line: `mgw-loadtest register --target HOST:PORT --users FILE.csv --rate N --count M`.
+//! Command line: `mgw-loadtest register --target HOST:PORT --users FILE.csv --rate N --count M`
+//! and `mgw-loadtest rtp --ng IP:PORT --streams N --duration S`.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,31 @@ pub struct Cli {
 pub enum Command {
     /// REGISTER -> 401/407 -> REGISTER with digest credentials -> 200, paced open-loop.
     Register(RegisterArgs),
+    /// RTP streams through an ng-controlled relay (mgw or rtpengine): loss and latency.
+    Rtp(RtpArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RtpArgs {
+    /// The relay's ng control address, IP:PORT.
+    #[arg(long)]
+    pub ng: String,
+
+    /// Simultaneous streams (calls); each has two directions.
+    #[arg(long, default_value_t = 10)]
+    pub streams: usize,
+
+    /// Packets per second per direction (50 = 20 ms G.711).
+    #[arg(long, default_value_t = 50)]
+    pub pps: u32,
+
+    /// Seconds of media.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+
+    /// Local address of the endpoints' sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,7 @@ mod flow;
 mod pacing;
 mod progress;
 mod request;
+mod rtp;
 mod run;
 mod socket;
 mod summary;
@@ -20,6 +21,22 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli::Cli { command } = cli::Cli::parse();
     match command {
+        cli::Command::Rtp(args) => match rtp::run(&args) {
+            Ok(summary) => match serde_json::to_string(&summary) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mgw-loadtest: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("mgw-loadtest: {e}");
+                ExitCode::from(2)
+            }
+        },
         cli::Command::Register(args) => match run::register(&args) {
             Ok(summary) => match serde_json::to_string(&summary) {
                 Ok(line) => {
