@@ -10,7 +10,7 @@ mod ports;
 
 pub use flow::{Flow, FlowSpec, Transcode};
 pub use latch::Latch;
-pub use ports::PortPool;
+pub use ports::{PortChange, PortPool};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -10,6 +10,15 @@ pub struct PortPool {
     used: Vec<bool>,
     next: usize,
     in_use: usize,
+    /// Allocations and frees since the driver last looked: it opens and closes sockets.
+    changes: Vec<PortChange>,
+}
+
+/// A pair the driver must open or close sockets for (RTP on `.0`, RTCP on `.0 + 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortChange {
+    Opened(u16),
+    Closed(u16),
 }
 
 impl PortPool {
@@ -27,6 +36,7 @@ impl PortPool {
             used: vec![false; pairs],
             next: 0,
             in_use: 0,
+            changes: Vec::new(),
         }
     }
 
@@ -38,7 +48,9 @@ impl PortPool {
             if !self.used[i] {
                 self.used[i] = true;
                 self.in_use += 1;
-                return Some(self.first + 2 * i as u16);
+                let port = self.first + 2 * i as u16;
+                self.changes.push(PortChange::Opened(port));
+                return Some(port);
             }
         }
         None
@@ -54,8 +66,14 @@ impl PortPool {
             if *u {
                 *u = false;
                 self.in_use -= 1;
+                self.changes.push(PortChange::Closed(rtp));
             }
         }
+    }
+
+    /// The pairs opened and closed since the last call, in order.
+    pub fn drain_changes(&mut self) -> std::vec::Drain<'_, PortChange> {
+        self.changes.drain(..)
     }
 
     pub fn in_use(&self) -> usize {
@@ -85,5 +103,9 @@ mod tests {
         p.free(12345);
         assert_eq!(p.in_use(), 2);
         assert_eq!(p.allocate(), Some(30004));
+        let changes: Vec<PortChange> = p.drain_changes().collect();
+        assert_eq!(changes.len(), 5);
+        assert_eq!(changes[3], PortChange::Closed(30004));
+        assert_eq!(p.drain_changes().count(), 0);
     }
 }
