@@ -330,6 +330,16 @@ pub struct MediaConfig {
     /// rtpengine NG control protocol listener (UDP). Default: none.
     #[serde(deserialize_with = "values::opt_socket_addr")]
     pub ng_listen: Option<SocketAddr>,
+    /// Address the RTP/RTCP sockets bind to. Default `"0.0.0.0"`.
+    pub bind: std::net::IpAddr,
+    /// Address written into SDP for peers to send media to. Default: `bind`, or 127.0.0.1
+    /// when `bind` is the wildcard (set it to the host's LAN address in a deployment).
+    pub advertise: Option<std::net::IpAddr>,
+    /// Seconds without media either way before signalling is told the call is dead.
+    /// Default 60.
+    pub inactivity_s: u64,
+    /// Opus encoder complexity for transcoded streams, 0 (cheapest) to 10. Default 5.
+    pub opus_complexity: u8,
 }
 
 impl Default for MediaConfig {
@@ -340,6 +350,21 @@ impl Default for MediaConfig {
                 last: 39999,
             },
             ng_listen: None,
+            bind: std::net::IpAddr::from([0, 0, 0, 0]),
+            advertise: None,
+            inactivity_s: 60,
+            opus_complexity: 5,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The address written into SDP.
+    pub fn advertised(&self) -> std::net::IpAddr {
+        match self.advertise {
+            Some(a) => a,
+            None if self.bind.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            None => self.bind,
         }
     }
 }
@@ -813,6 +838,27 @@ impl Config {
     }
 
     fn validate_media(&self) -> Result<(), ConfigError> {
+        if self.media.opus_complexity > 10 {
+            return Err(ConfigError::invalid(
+                "media.opus_complexity",
+                self.media.opus_complexity,
+                "must be 0 to 10",
+            ));
+        }
+        if self.media.inactivity_s == 0 {
+            return Err(ConfigError::invalid(
+                "media.inactivity_s",
+                0,
+                "must be at least 1 second",
+            ));
+        }
+        if self.media.advertise.is_some_and(|a| a.is_unspecified()) {
+            return Err(ConfigError::invalid(
+                "media.advertise",
+                self.media.advertise.map(|a| a.to_string()).unwrap_or_default(),
+                "must be an address peers can send to, not the wildcard",
+            ));
+        }
         if let Some(ng) = self.media.ng_listen {
             if ng.port() == 0 {
                 return Err(ConfigError::invalid(
