@@ -56,7 +56,7 @@ fn validate(config: &EngineConfig) -> Result<u16, EngineError> {
 }
 
 /// Pins the calling thread to the `index % n`-th CPU this process may run on.
-fn pin_current_thread(index: usize) {
+pub(crate) fn pin_current_thread(index: usize) {
     // SAFETY: cpu_set_t is a plain bit set; all-zero is empty.
     let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: passes a live cpu_set_t of the size given.

@@ -34,6 +34,7 @@ mod epoll;
 mod error;
 mod handler;
 mod mailbox;
+pub mod media;
 mod outbox;
 mod peer;
 mod select;
@@ -50,6 +51,10 @@ pub use engine::{Engine, EngineHandle};
 pub use error::EngineError;
 pub use handler::Handler;
 pub use mailbox::{Mail, Mailbox, MailboxClosed};
+pub use media::{
+    Forward, MediaConfig, MediaEngine, MediaError, MediaHandle, MediaHandler, MediaStats,
+    PortControl,
+};
 pub use outbox::Outbox;
 pub use peer::{ConnId, Peer};
 pub use select::BACKEND_ENV;

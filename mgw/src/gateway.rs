@@ -21,6 +21,7 @@ use mgw_engine::{Engine, EngineHandle, ListenAddr};
 use crate::admin::{metrics, AdminHandle};
 use crate::clock::unix_ms;
 use crate::config::{self, Config, ConfigError};
+use crate::media::{MediaCounters, MediaWorker};
 use crate::provisioning::{api, Provisioning};
 use crate::signalling::{SipCounters, SipWorker};
 use crate::store::db::Db;
@@ -33,6 +34,7 @@ type SharedEngine = Arc<Mutex<Option<EngineHandle>>>;
 /// The running gateway; [`GatewayHandle::shutdown`] stops it.
 pub struct GatewayHandle {
     engine: SharedEngine,
+    media: Arc<Mutex<Option<mgw_engine::MediaHandle>>>,
     journal: Option<Journal>,
     backend: String,
     listeners: Vec<ListenAddr>,
@@ -68,6 +70,14 @@ impl GatewayHandle {
             .take();
         if let Some(e) = engine {
             e.shutdown();
+        }
+        let media = self
+            .media
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(m) = media {
+            m.shutdown();
         }
         // After the workers: every change they made is queued, so nothing is lost.
         if let Some(j) = self.journal.take() {
@@ -230,7 +240,26 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         engine.backend()
     );
     admin.with_router(|r| api::routes(r, &provisioning));
+    let media_counters: Arc<Vec<Arc<MediaCounters>>> = Arc::new(
+        (0..config.engine.workers.max(1))
+            .map(|_| Arc::new(MediaCounters::default()))
+            .collect(),
+    );
+    let media = start_media(config, media_counters.clone())?;
+    log::info!(
+        "media relay: {} worker(s), {} backend, ports {}, SDP address {}{}",
+        media.workers(),
+        media.backend(),
+        config.media.rtp_ports,
+        config.media.advertised(),
+        media
+            .control_addr()
+            .map(|a| format!(", ng control on udp:{a}"))
+            .unwrap_or_default()
+    );
+    let media = Arc::new(Mutex::new(Some(media)));
     let handle = GatewayHandle {
+        media: media.clone(),
         journal: Some(journal),
         backend: engine.backend().to_string(),
         listeners: engine.local_addrs(),
@@ -239,6 +268,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     let shared = handle.engine.clone();
     let metrics_location = location.clone();
     let metrics_licences = licences.clone();
+    let metrics_media = media;
     admin.add_metrics(move |out: &mut String| {
         let stats = shared
             .lock()
@@ -247,6 +277,13 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             .map(EngineHandle::stats)
             .unwrap_or_default();
         render_metrics(out, &counters, &stats);
+        let media_stats = metrics_media
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(mgw_engine::MediaHandle::stats)
+            .unwrap_or_default();
+        render_media_metrics(out, &media_counters, &media_stats);
         metrics::gauge(
             out,
             "mgw_licences_total",
@@ -396,6 +433,85 @@ fn random_key() -> std::io::Result<[u8; 32]> {
     let mut key = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
     Ok(key)
+}
+
+/// The media engine: one relay worker per core, ng control on worker 0.
+fn start_media(
+    config: &Config,
+    counters: Arc<Vec<Arc<MediaCounters>>>,
+) -> Result<mgw_engine::MediaHandle, String> {
+    let workers = config.engine.workers.max(1);
+    let media_cfg = config.media.clone();
+    let engine_cfg = mgw_engine::MediaConfig {
+        workers,
+        backend: match config.engine.backend {
+            config::Backend::Auto => mgw_engine::Backend::Auto,
+            config::Backend::IoUring => mgw_engine::Backend::IoUring,
+            config::Backend::Epoll => mgw_engine::Backend::Epoll,
+        },
+        bind_ip: config.media.bind,
+        control: config.media.ng_listen,
+        ..mgw_engine::MediaConfig::default()
+    };
+    mgw_engine::MediaEngine::start(engine_cfg, move |worker| {
+        MediaWorker::new(
+            &media_cfg,
+            worker,
+            workers,
+            counters[worker % counters.len()].clone(),
+            Instant::now(),
+        )
+    })
+    .map_err(|e| match (e, config.media.ng_listen) {
+        (mgw_engine::EngineError::Bind { source, .. }, Some(ng)) => ConfigError::Bind {
+            key: "media.ng_listen".into(),
+            value: ng.to_string(),
+            error: source,
+        }
+        .to_string(),
+        (e, _) => format!("media: {e}"),
+    })
+}
+
+fn render_media_metrics(
+    out: &mut String,
+    counters: &[Arc<MediaCounters>],
+    stats: &[mgw_engine::MediaStats],
+) {
+    let sum = |f: fn(&MediaCounters) -> &std::sync::atomic::AtomicU64| -> u64 {
+        counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
+    };
+    metrics::gauge(
+        out,
+        "mgw_media_sessions",
+        "Relayed media sessions",
+        sum(|c| &c.sessions),
+    );
+    metrics::gauge(
+        out,
+        "mgw_media_port_pairs_in_use",
+        "RTP/RTCP port pairs allocated",
+        sum(|c| &c.ports_in_use),
+    );
+    metrics::counter(
+        out,
+        "mgw_media_inactive_total",
+        "Sessions reported silent",
+        sum(|c| &c.inactive_events),
+    );
+    let total = |f: fn(&mgw_engine::MediaStats) -> u64| -> u64 { stats.iter().map(f).sum() };
+    metrics::counter(
+        out,
+        "mgw_media_rx_packets_total",
+        "Media datagrams received",
+        total(|s| s.rx_packets),
+    );
+    metrics::counter(
+        out,
+        "mgw_media_tx_packets_total",
+        "Media datagrams sent",
+        total(|s| s.tx_packets),
+    );
 }
 
 fn registrar_config(r: &config::RegistrarConfig) -> RegistrarConfig {

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod gateway;
 pub mod logger;
+pub mod media;
 pub mod provisioning;
 pub mod signalling;
 pub mod store;

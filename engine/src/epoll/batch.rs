@@ -95,6 +95,15 @@ impl RecvBatch {
     }
 }
 
+impl RecvBatch {
+    /// Datagram `i`'s bytes, writable: the media relay rewrites a packet in place and sends it
+    /// from here (see `crate::media`).
+    pub(crate) fn data_mut(&mut self, i: usize) -> &mut [u8] {
+        let len = (self.hdrs[i].msg_len as usize).min(self.size);
+        &mut self.bufs[i * self.size..i * self.size + len]
+    }
+}
+
 pub(crate) struct OutDatagram {
     pub to: SockAddr,
     pub buf: Vec<u8>,

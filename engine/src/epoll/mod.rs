@@ -2,7 +2,7 @@
 //! container seccomp profiles). Non-blocking sockets, level-triggered readiness, recvmmsg and
 //! sendmmsg batches; the TCP behaviour is the same as io_uring's (shared in `tcp`).
 
-mod batch;
+pub(crate) mod batch;
 
 use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;

@@ -138,6 +138,34 @@ impl BufRing {
         unsafe { std::slice::from_raw_parts(self.bufs.ptr.as_ptr().add(bid * self.buf_size), len) }
     }
 
+    /// The received bytes of buffer `bid`, writable: the media relay rewrites a packet in place
+    /// and then sends it from this same memory (see `crate::media`).
+    ///
+    /// # Safety
+    /// As for [`data`](Self::data); besides, no send from this buffer may be in flight (the
+    /// kernel would read it while we write).
+    pub(crate) unsafe fn data_mut(&mut self, bid: u16, len: usize) -> &mut [u8] {
+        let bid = usize::from(bid) % usize::from(self.entries);
+        let len = len.min(self.buf_size);
+        // SAFETY: inside the buffer mapping. The caller guarantees the kernel neither writes
+        // (the buffer is not in the ring) nor reads (no send in flight) this buffer while the
+        // borrow lives; other buffers are disjoint, and `&mut self` rules out a second borrow
+        // through this ring, including `recycle`.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.bufs.ptr.as_ptr().add(bid * self.buf_size), len)
+        }
+    }
+
+    /// Where buffer `bid` starts: a send straight from the buffer points the kernel here.
+    pub(crate) fn addr(&self, bid: u16) -> *mut u8 {
+        let bid = usize::from(bid) % usize::from(self.entries);
+        self.bufs.ptr.as_ptr().wrapping_add(bid * self.buf_size)
+    }
+
+    pub(crate) fn entries(&self) -> u16 {
+        self.entries
+    }
+
     /// Gives buffer `bid` back to the kernel (visible after `publish`).
     pub(crate) fn recycle(&mut self, bid: u16) {
         // A bid outside the group would hand the kernel memory past our mapping.

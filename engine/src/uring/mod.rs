@@ -1,7 +1,7 @@
 //! The io_uring backend: one ring per worker, multishot receives from a provided-buffer ring,
 //! all sends of a loop turn submitted together.
 
-mod bufring;
+pub(crate) mod bufring;
 mod ops;
 #[cfg(test)]
 mod tests;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, register, types, IoUring};
 
-pub(crate) use worker::UringWorker;
+pub(crate) use worker::{build_ring, UringWorker};
 
 use bufring::BufRing;
 

@@ -83,7 +83,7 @@ pub(crate) struct UringWorker<H: Handler> {
     rearm: Vec<ConnId>,
 }
 
-fn build_ring() -> io::Result<IoUring> {
+pub(crate) fn build_ring() -> io::Result<IoUring> {
     // Newest flags first: a single-issuer ring that runs completion work only when we enter
     // the kernel fits a thread-per-core loop best; older kernels get the plainer setups.
     let mut b = IoUring::builder();

@@ -855,7 +855,10 @@ impl Config {
         if self.media.advertise.is_some_and(|a| a.is_unspecified()) {
             return Err(ConfigError::invalid(
                 "media.advertise",
-                self.media.advertise.map(|a| a.to_string()).unwrap_or_default(),
+                self.media
+                    .advertise
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
                 "must be an address peers can send to, not the wildcard",
             ));
         }

@@ -1,0 +1,67 @@
+//! Per-worker media counters: each worker writes only its own block (relaxed atomics), readers
+//! on other threads take a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// A snapshot of one media worker's counters.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct MediaStats {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        #[derive(Default)]
+        pub(crate) struct MediaCounters {
+            $( pub(crate) $name: AtomicU64, )*
+        }
+
+        impl MediaCounters {
+            pub(crate) fn snapshot(&self) -> MediaStats {
+                MediaStats { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Datagrams on media ports handed to the handler.
+    rx_packets,
+    rx_bytes,
+    /// Forwarded packets the kernel accepted.
+    tx_packets,
+    tx_bytes,
+    /// io_uring: the multishot receive of a port ended because every buffer was in use (the
+    /// datagrams wait in the socket until it is re-armed, or are dropped by the kernel if its
+    /// queue overflows meanwhile).
+    drops_no_buffer,
+    /// Datagrams larger than `MEDIA_MAX_PACKET`, dropped.
+    drops_truncated,
+    /// Forwards from a port that is not open on this worker, dropped.
+    drops_no_port,
+    /// Forwards (or control replies) the kernel refused: no route, wrong address family, full
+    /// socket buffer.
+    send_errors,
+    /// Receive errors other than "no buffer", and ports that could not be put into service.
+    recv_errors,
+    /// Datagrams on the control socket.
+    control_rx,
+    /// Posted commands handed to the handler.
+    commands,
+    /// Panics caught around handler calls.
+    handler_panics,
+    /// Media ports open on this worker (a gauge).
+    ports_open,
+    loop_turns,
+}
+
+impl MediaCounters {
+    #[inline]
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    #[inline]
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+}
