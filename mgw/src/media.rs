@@ -39,7 +39,7 @@ fn share(cfg: &MediaConfig, index: usize, workers: usize) -> PortPool {
         u32::from(cfg.rtp_ports.first),
         u32::from(cfg.rtp_ports.last),
     );
-    let pairs = (last - first + 1) / 2;
+    let pairs = (last - first).div_ceil(2);
     let per = pairs / workers.max(1) as u32;
     let start = first + 2 * per * index as u32;
     let end = if index + 1 == workers {
