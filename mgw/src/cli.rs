@@ -202,6 +202,20 @@ pub fn banner(config: &Config, config_path: Option<&Path>, admin: SocketAddr) ->
     ));
     b.push_str(&format!("  store     {}\n", config.store.dir.display()));
     b.push_str(&format!("  licences  {}\n", config.licences.total));
+    let m = &config.media;
+    b.push_str(&format!(
+        "  media     RTP ports {}, SDP address {}{}{}\n",
+        m.rtp_ports,
+        m.advertised(),
+        m.ng_listen
+            .map(|a| format!(", rtpengine ng on udp:{a}"))
+            .unwrap_or_default(),
+        if m.advertise.is_none() && m.bind.is_unspecified() {
+            " (set [media] advertise to the address phones reach)"
+        } else {
+            ""
+        }
+    ));
 
     b.push_str("To register a first phone:\n");
     match &config.accounts.import_csv {
@@ -310,6 +324,10 @@ mod tests {
         assert!(b.contains("THIS-HOST-IP:5060 (udp or tcp)"), "{b}");
         assert!(b.contains("domain/realm mgw.local"), "{b}");
         assert!(b.contains("import_csv"), "{b}");
+        assert!(
+            b.contains("RTP ports 30000-39999, SDP address 127.0.0.1 (set [media] advertise"),
+            "{b}"
+        );
 
         let mut config = Config::from_toml_str(
             "[sip]\nlisten = [\"tcp:[::1]:15060\", \"udp:[::1]:15060\"]\n[accounts]\nimport_csv = \"/tmp/u.csv\"",
