@@ -190,3 +190,32 @@ fn errors_name_the_problem() {
         .handle(b"nocookie", &mut rig.relay, &mut rig.ports, rig.t0)
         .is_none());
 }
+
+#[test]
+fn silent_calls_are_expired() {
+    let mut rig = Rig::new();
+    let offer = rig.send(
+        "o",
+        &command(
+            "offer",
+            vec![
+                ("call-id", Value::text("quiet")),
+                ("from-tag", Value::text("ft")),
+                ("sdp", Value::text(&sdp("192.0.2.10", 4000))),
+            ],
+        ),
+    );
+    assert_eq!(offer.str("result"), Some("ok"));
+    rig.relay
+        .on_timeout(rig.t0 + std::time::Duration::from_secs(61));
+    let Some(mgw_media::relay::MediaEvent::Inactive { session, .. }) = rig.relay.poll_event()
+    else {
+        panic!("an inactivity event");
+    };
+    let id = rig.ng.expire(session, &mut rig.relay, &mut rig.ports);
+    assert_eq!(id.as_deref(), Some("quiet"));
+    assert_eq!(
+        (rig.ng.calls(), rig.relay.sessions(), rig.ports.in_use()),
+        (0, 0, 0)
+    );
+}

@@ -148,11 +148,23 @@ impl MediaHandler for MediaWorker {
                     self.counters
                         .inactive_events
                         .fetch_add(1, Ordering::Relaxed);
-                    log::info!(
-                        "media: session {} silent for {} s",
-                        session.0,
-                        idle.as_secs()
-                    );
+                    // An ng call nobody deleted is ended here; calls of the B2BUA (issue 6)
+                    // will be ended by signalling instead.
+                    let expired = self
+                        .ng
+                        .as_mut()
+                        .and_then(|ng| ng.expire(session, &mut self.relay, &mut self.ports));
+                    match expired {
+                        Some(call_id) => log::info!(
+                            "media: ng call {call_id:?} silent for {} s: deleted",
+                            idle.as_secs()
+                        ),
+                        None => log::info!(
+                            "media: session {} silent for {} s",
+                            session.0,
+                            idle.as_secs()
+                        ),
+                    }
                 }
             }
         }

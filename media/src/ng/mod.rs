@@ -75,6 +75,28 @@ impl NgControl {
         self.calls.len()
     }
 
+    /// Ends the call whose relay session is `session` (the relay reported it silent): as
+    /// rtpengine does, a call the ng peer never deleted (it crashed, or lost the BYE) must not
+    /// hold its ports for ever. Returns its call-id.
+    pub fn expire(
+        &mut self,
+        session: SessionId,
+        relay: &mut Relay,
+        ports: &mut PortPool,
+    ) -> Option<String> {
+        let call_id = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.session == session)
+            .map(|(id, _)| id.clone())?;
+        let call = self.calls.remove(&call_id)?;
+        relay.delete(call.session);
+        for p in call.ports {
+            ports.free(p);
+        }
+        Some(call_id)
+    }
+
     /// Handles one control datagram; `None` for one without a cookie (nothing to answer to).
     pub fn handle(
         &mut self,
