@@ -3,28 +3,33 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Declares a snapshot struct `$snap` of plain `u64`s and its live twin `$live` of relaxed
+/// atomics with a `snapshot()`, from one list of counter names (shared by the SIP and the media
+/// workers' counters).
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
-        /// A snapshot of one worker's counters.
+    ($snap:ident, $live:ident, $what:literal { $( $(#[$doc:meta])* $name:ident ),* $(,)? }) => {
+        #[doc = concat!("A snapshot of one ", $what, "'s counters.")]
         #[derive(Clone, Debug, Default, PartialEq, Eq)]
-        pub struct WorkerStats {
+        pub struct $snap {
             $( $(#[$doc])* pub $name: u64, )*
         }
 
         #[derive(Default)]
-        pub(crate) struct Counters {
-            $( pub(crate) $name: AtomicU64, )*
+        pub(crate) struct $live {
+            $( pub(crate) $name: std::sync::atomic::AtomicU64, )*
         }
 
-        impl Counters {
-            pub(crate) fn snapshot(&self) -> WorkerStats {
-                WorkerStats { $( $name: self.$name.load(Ordering::Relaxed), )* }
+        impl $live {
+            pub(crate) fn snapshot(&self) -> $snap {
+                $snap { $( $name: self.$name.load(std::sync::atomic::Ordering::Relaxed), )* }
             }
         }
     };
 }
 
-counters! {
+pub(crate) use counters;
+
+counters! { WorkerStats, Counters, "worker" {
     /// UDP datagrams handed to the handler.
     udp_rx_datagrams,
     udp_rx_bytes,
@@ -61,7 +66,7 @@ counters! {
     handler_panics,
     mail_received,
     loop_turns,
-}
+}}
 
 impl Counters {
     #[inline]

@@ -3,28 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
-        /// A snapshot of one media worker's counters.
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
-        pub struct MediaStats {
-            $( $(#[$doc])* pub $name: u64, )*
-        }
-
-        #[derive(Default)]
-        pub(crate) struct MediaCounters {
-            $( pub(crate) $name: AtomicU64, )*
-        }
-
-        impl MediaCounters {
-            pub(crate) fn snapshot(&self) -> MediaStats {
-                MediaStats { $( $name: self.$name.load(Ordering::Relaxed), )* }
-            }
-        }
-    };
-}
-
-counters! {
+crate::stats::counters! { MediaStats, MediaCounters, "media worker" {
     /// Datagrams on media ports handed to the handler.
     rx_packets,
     rx_bytes,
@@ -53,7 +32,7 @@ counters! {
     /// Media ports open on this worker (a gauge).
     ports_open,
     loop_turns,
-}
+}}
 
 impl MediaCounters {
     #[inline]

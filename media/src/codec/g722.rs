@@ -407,13 +407,12 @@ fn to_i16(v: i32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::test_signal::{self, aligned_snr, pseudo_random_bytes};
 
     const RATE: f64 = 16_000.0;
 
     fn tone(hz: f64, amplitude: f64, n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| (amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / RATE).sin()) as i16)
-            .collect()
+        test_signal::tone(hz, amplitude, n, RATE)
     }
 
     fn round_trip(pcm: &[i16]) -> Vec<i16> {
@@ -425,66 +424,16 @@ mod tests {
         out
     }
 
-    /// Best SNR (dB) of `out` against `reference` over codec delays 0..64 samples, skipping
-    /// the first `skip` samples while the adaptation settles. Returns (snr, delay).
-    fn aligned_snr(reference: &[i16], out: &[i16], skip: usize) -> (f64, usize) {
-        let mut best = (f64::NEG_INFINITY, 0);
-        for delay in 0..64 {
-            let (mut s, mut n) = (0f64, 0f64);
-            for i in skip..reference.len() - 64 {
-                let r = f64::from(reference[i]);
-                s += r * r;
-                n += (r - f64::from(out[i + delay])).powi(2);
-            }
-            let snr = 10.0 * (s / n.max(1e-9)).log10();
-            if snr > best.0 {
-                best = (snr, delay);
-            }
-        }
-        best
-    }
-
-    /// Goertzel power of `x` at `hz`.
     fn goertzel(x: &[i16], hz: f64) -> f64 {
-        let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / RATE).cos();
-        let (mut s1, mut s2) = (0f64, 0f64);
-        for v in x {
-            let s0 = f64::from(*v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        s1 * s1 + s2 * s2 - coeff * s1 * s2
+        test_signal::goertzel(x, hz, RATE)
     }
 
-    /// The strongest frequency of `x` on a 100 Hz grid up to 7.9 kHz.
     fn dominant_hz(x: &[i16]) -> f64 {
-        (1..80)
-            .map(|k| f64::from(k) * 100.0)
-            .map(|hz| (hz, goertzel(x, hz)))
-            .fold((0.0, f64::NEG_INFINITY), |best, c| {
-                if c.1 > best.1 {
-                    c
-                } else {
-                    best
-                }
-            })
-            .0
+        test_signal::dominant_hz(x, RATE)
     }
 
     fn rms(x: &[i16]) -> f64 {
         (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
-    }
-
-    /// xorshift, so the "random" streams are the same on every run.
-    fn pseudo_random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed >> 24) as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -498,13 +498,12 @@ impl G726Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::test_signal::{self, aligned_snr, pseudo_random_bytes};
 
     const RATE: f64 = 8000.0;
 
     fn tone(hz: f64, amplitude: f64, n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| (amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / RATE).sin()) as i16)
-            .collect()
+        test_signal::tone(hz, amplitude, n, RATE)
     }
 
     fn round_trip(pcm: &[i16], packing: Packing) -> Vec<i16> {
@@ -521,62 +520,8 @@ mod tests {
         out
     }
 
-    /// Best SNR (dB) over codec delays 0..64 samples after skipping `skip` samples of
-    /// adaptation. Returns (snr, delay).
-    fn aligned_snr(reference: &[i16], out: &[i16], skip: usize) -> (f64, usize) {
-        let mut best = (f64::NEG_INFINITY, 0);
-        for delay in 0..64 {
-            let (mut s, mut n) = (0f64, 0f64);
-            for i in skip..reference.len() - 64 {
-                let r = f64::from(reference[i]);
-                s += r * r;
-                n += (r - f64::from(out[i + delay])).powi(2);
-            }
-            let snr = 10.0 * (s / n.max(1e-9)).log10();
-            if snr > best.0 {
-                best = (snr, delay);
-            }
-        }
-        best
-    }
-
-    /// Goertzel power of `x` at `hz`.
-    fn goertzel(x: &[i16], hz: f64) -> f64 {
-        let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / RATE).cos();
-        let (mut s1, mut s2) = (0f64, 0f64);
-        for v in x {
-            let s0 = f64::from(*v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        s1 * s1 + s2 * s2 - coeff * s1 * s2
-    }
-
-    /// The strongest frequency on a 100 Hz grid up to 3.9 kHz.
     fn dominant_hz(x: &[i16]) -> f64 {
-        (1..40)
-            .map(|k| f64::from(k) * 100.0)
-            .map(|hz| (hz, goertzel(x, hz)))
-            .fold((0.0, f64::NEG_INFINITY), |best, c| {
-                if c.1 > best.1 {
-                    c
-                } else {
-                    best
-                }
-            })
-            .0
-    }
-
-    /// xorshift, so the "random" streams are the same on every run.
-    fn pseudo_random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed >> 24) as u8
-            })
-            .collect()
+        test_signal::dominant_hz(x, RATE)
     }
 
     #[test]

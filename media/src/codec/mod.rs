@@ -6,3 +6,6 @@ pub mod g722;
 pub mod g726;
 pub mod opus;
 pub mod resample;
+
+#[cfg(test)]
+mod test_signal;
