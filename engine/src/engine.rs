@@ -3,7 +3,6 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use crate::config::{Backend, EngineConfig, ListenAddr};
 use crate::epoll::EpollWorker;
@@ -17,11 +16,7 @@ use crate::worker::{Core, Limits};
 
 pub struct Engine;
 
-struct Worker {
-    thread: Option<JoinHandle<()>>,
-    mail: Arc<mailbox::Shared>,
-    stats: Arc<Counters>,
-}
+type Worker = crate::pool::Worker<Counters>;
 
 /// The running engine. Dropping it shuts the workers down like [`shutdown`](Self::shutdown).
 pub struct EngineHandle {
@@ -30,8 +25,7 @@ pub struct EngineHandle {
     workers: Vec<Worker>,
 }
 
-/// Largest worker count: the worker index is 16 bits of every `ConnId`.
-const MAX_WORKERS: usize = 1 << 16;
+use crate::pool::MAX_WORKERS;
 
 fn validate(config: &EngineConfig) -> Result<u16, EngineError> {
     if config.workers == 0 || config.workers > MAX_WORKERS {
@@ -256,14 +250,7 @@ impl EngineHandle {
     /// # Panics
     /// If `worker` is not below [`workers`](Self::workers).
     pub fn mailbox(&self, worker: usize) -> Mailbox {
-        let n = self.workers.len();
-        let w = self
-            .workers
-            .get(worker)
-            .unwrap_or_else(|| panic!("mailbox({worker}): the engine has {n} workers"));
-        Mailbox {
-            shared: w.mail.clone(),
-        }
+        crate::pool::mailbox(&self.workers, worker, "worker")
     }
 
     pub fn stats(&self) -> Vec<WorkerStats> {
@@ -276,17 +263,7 @@ impl EngineHandle {
     }
 
     fn stop(&mut self) {
-        for w in &self.workers {
-            w.mail.close();
-            w.mail.request_stop();
-        }
-        for (i, w) in self.workers.iter_mut().enumerate() {
-            if let Some(t) = w.thread.take() {
-                if t.join().is_err() {
-                    eprintln!("mgw-engine: worker {i} had panicked outside the handler");
-                }
-            }
-        }
+        crate::pool::stop(&mut self.workers, "worker");
     }
 }
 

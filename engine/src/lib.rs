@@ -37,6 +37,7 @@ mod mailbox;
 pub mod media;
 mod outbox;
 mod peer;
+mod pool;
 mod select;
 mod sockaddr;
 mod sockets;

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use socket2::Socket;
 
@@ -25,11 +24,7 @@ pub type MediaError = EngineError;
 
 pub struct MediaEngine;
 
-struct Worker {
-    thread: Option<JoinHandle<()>>,
-    mail: Arc<mailbox::Shared>,
-    stats: Arc<MediaCounters>,
-}
+type Worker = crate::pool::Worker<MediaCounters>;
 
 /// The running media engine. Dropping it shuts the workers down like
 /// [`shutdown`](Self::shutdown).
@@ -39,7 +34,7 @@ pub struct MediaHandle {
     workers: Vec<Worker>,
 }
 
-const MAX_WORKERS: usize = 1 << 16;
+use crate::pool::MAX_WORKERS;
 
 fn validate(config: &MediaConfig) -> Result<u16, EngineError> {
     if config.workers == 0 || config.workers > MAX_WORKERS {
@@ -240,14 +235,7 @@ impl MediaHandle {
     /// # Panics
     /// If `worker` is not below [`workers`](Self::workers).
     pub fn mailbox(&self, worker: usize) -> Mailbox {
-        let n = self.workers.len();
-        let w = self
-            .workers
-            .get(worker)
-            .unwrap_or_else(|| panic!("media worker {worker}: the engine has {n} workers"));
-        Mailbox {
-            shared: w.mail.clone(),
-        }
+        crate::pool::mailbox(&self.workers, worker, "media worker")
     }
 
     pub fn stats(&self) -> Vec<MediaStats> {
@@ -260,17 +248,7 @@ impl MediaHandle {
     }
 
     fn stop(&mut self) {
-        for w in &self.workers {
-            w.mail.close();
-            w.mail.request_stop();
-        }
-        for (i, w) in self.workers.iter_mut().enumerate() {
-            if let Some(t) = w.thread.take() {
-                if t.join().is_err() {
-                    eprintln!("mgw-engine: media worker {i} had panicked outside the handler");
-                }
-            }
-        }
+        crate::pool::stop(&mut self.workers, "media worker");
     }
 }
 
