@@ -144,27 +144,8 @@ impl<H: MediaHandler> UringMediaWorker<H> {
         self.teardown();
     }
 
-    /// Submits pending SQEs and waits for one completion or `wait`.
     fn enter(&mut self, wait: Option<Duration>) -> io::Result<()> {
-        let r = match wait {
-            None => self.ring.submit_and_wait(1).map(drop),
-            Some(d) => {
-                let ts = types::Timespec::from(d);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args).map(drop)
-            }
-        };
-        match r {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-                ) =>
-            {
-                Ok(())
-            }
-            r => r,
-        }
+        crate::uring::enter(&mut self.ring, wait)
     }
 
     /// Queues one SQE, submitting first if the queue is full. `false` if it could not be

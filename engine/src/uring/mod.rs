@@ -105,6 +105,30 @@ fn multishot_recv_works(ring: &mut IoUring) -> io::Result<()> {
 
 const PROBE_RECV: u64 = 1;
 
+/// Submits pending SQEs and waits for one completion, or at most `wait`. A timeout, a signal or
+/// a full completion queue (EBUSY: the caller reaps first) is not an error.
+pub(crate) fn enter(ring: &mut IoUring, wait: Option<Duration>) -> io::Result<()> {
+    let r = match wait {
+        None => ring.submit_and_wait(1).map(drop),
+        Some(d) => {
+            let ts = types::Timespec::from(d);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            ring.submitter().submit_with_args(1, &args).map(drop)
+        }
+    };
+    match r {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+            ) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
 fn wait(ring: &mut IoUring, d: Duration) -> io::Result<()> {
     let ts = types::Timespec::from(d);
     let args = types::SubmitArgs::new().timespec(&ts);
