@@ -154,12 +154,17 @@ fn a_restarted_sender_continues_the_outgoing_stream() {
 
 #[test]
 fn latching_and_drop_reasons() {
-    let (mut r, _id, t0) = setup();
+    let (mut r, id, t0) = setup();
     let mut p = rtp(0, 1, 0, 1, &[0; 10]);
     assert_eq!(
         r.on_packet(30000, a("203.0.113.66:4000"), &mut p, t0),
         Verdict::Drop(DropReason::NotFromPeer),
         "only the signalled address without NAT allowance"
+    );
+    assert_eq!(
+        r.query(_id).map(|q| q.dropped),
+        Some(1),
+        "counted on its session"
     );
     assert_eq!(
         r.on_packet(31000, a(PHONE), &mut p, t0),

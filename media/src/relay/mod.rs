@@ -105,6 +105,8 @@ struct Session {
     flows: [Flow; 2],
     last_activity: Instant,
     inactive_reported: bool,
+    rtcp_packets: u64,
+    dropped: u64,
 }
 
 /// What to do with a received packet.
@@ -147,6 +149,8 @@ pub struct SessionStats {
     pub a_to_b: StreamStats,
     pub b_to_a: StreamStats,
     pub rtcp_packets: u64,
+    /// Packets that reached this session's ports and were not relayed (wrong source, broken
+    /// header, payload type not negotiated, no destination yet).
     pub dropped: u64,
 }
 
@@ -159,8 +163,6 @@ pub struct Relay {
     events: VecDeque<MediaEvent>,
     next_id: u32,
     epoch: Instant,
-    rtcp_packets: HashMap<SessionId, u64>,
-    dropped: u64,
 }
 
 impl Relay {
@@ -172,8 +174,6 @@ impl Relay {
             events: VecDeque::new(),
             next_id: 1,
             epoch: now,
-            rtcp_packets: HashMap::new(),
-            dropped: 0,
         }
     }
 
@@ -198,6 +198,8 @@ impl Relay {
                 ],
                 last_activity: now,
                 inactive_reported: false,
+                rtcp_packets: 0,
+                dropped: 0,
             },
         );
         id
@@ -239,7 +241,6 @@ impl Relay {
             self.ports.remove(&leg.spec.local_rtp);
             self.ports.remove(&leg.spec.local_rtp.wrapping_add(1));
         }
-        self.rtcp_packets.remove(&id);
         stats
     }
 
@@ -248,8 +249,8 @@ impl Relay {
         Some(SessionStats {
             a_to_b: s.flows[0].stats,
             b_to_a: s.flows[1].stats,
-            rtcp_packets: self.rtcp_packets.get(&id).copied().unwrap_or(0),
-            dropped: self.dropped,
+            rtcp_packets: s.rtcp_packets,
+            dropped: s.dropped,
         })
     }
 
@@ -267,8 +268,15 @@ impl Relay {
         now: Instant,
     ) -> Verdict {
         let v = self.route(local_port, from, packet, now);
-        if matches!(v, Verdict::Drop(_)) {
-            self.dropped += 1;
+        if matches!(v, Verdict::Drop(r) if r != DropReason::UnknownPort) {
+            // Only the drop path pays for the second lookup.
+            if let Some(s) = self
+                .ports
+                .get(&local_port)
+                .and_then(|(id, _, _)| self.sessions.get_mut(id))
+            {
+                s.dropped += 1;
+            }
         }
         v
     }
@@ -331,7 +339,7 @@ impl Relay {
                 .in_ssrc()
                 .map_or((0, 0), |i| (back_flow.out_ssrc, i));
             crate::rtp::rtcp::translate_ssrcs(packet, sender, reported);
-            *self.rtcp_packets.entry(id).or_insert(0) += 1;
+            s.rtcp_packets += 1;
             return Verdict::Forward {
                 from_port,
                 to,
