@@ -162,7 +162,7 @@ fn latching_and_drop_reasons() {
         "only the signalled address without NAT allowance"
     );
     assert_eq!(
-        r.query(_id).map(|q| q.dropped),
+        r.query(id).map(|q| q.dropped),
         Some(1),
         "counted on its session"
     );
