@@ -54,7 +54,7 @@ pub use handler::Handler;
 pub use mailbox::{Mail, Mailbox, MailboxClosed};
 pub use media::{
     Forward, MediaConfig, MediaEngine, MediaError, MediaHandle, MediaHandler, MediaStats,
-    PortControl,
+    PortControl, MEDIA_MAX_PACKET,
 };
 pub use outbox::Outbox;
 pub use peer::{ConnId, Peer};

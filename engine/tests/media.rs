@@ -17,6 +17,9 @@ const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// A packet starting with this byte makes the handler panic.
 const PANIC: u8 = 0xEE;
+/// A packet starting with this byte is answered twice as long, after a further datagram
+/// `b"first"` (as a transcoder's output can be longer than its input, or more than one packet).
+const GROW: u8 = 0xE0;
 
 enum Cmd {
     /// Open these ports (0 = any); the ports (or the error kind) go back.
@@ -31,6 +34,7 @@ enum Cmd {
 #[derive(Default)]
 struct TestRelay {
     routes: HashMap<u16, (u16, SocketAddr)>,
+    extra: Option<Forward>,
 }
 
 impl MediaHandler for TestRelay {
@@ -39,6 +43,7 @@ impl MediaHandler for TestRelay {
         local_port: u16,
         from: SocketAddr,
         buf: &mut [u8],
+        len: usize,
         _now: Instant,
     ) -> Option<Forward> {
         if let SocketAddr::V6(a) = from {
@@ -51,13 +56,29 @@ impl MediaHandler for TestRelay {
         if *first == PANIC {
             panic!("test relay asked to panic");
         }
+        let grow = *first == GROW;
         *first = first.wrapping_add(1);
         let &(from_port, to) = self.routes.get(&local_port)?;
-        Some(Forward {
-            from_port,
-            to,
-            len: buf.len(),
-        })
+        if grow {
+            buf.copy_within(..len, len);
+            self.extra = Some(Forward {
+                from_port,
+                to,
+                len: 5,
+            });
+            return Some(Forward {
+                from_port,
+                to,
+                len: 2 * len,
+            });
+        }
+        Some(Forward { from_port, to, len })
+    }
+
+    fn poll_extra(&mut self, buf: &mut [u8]) -> Option<Forward> {
+        let f = self.extra.take()?;
+        buf[..5].copy_from_slice(b"first");
+        Some(f)
     }
 
     fn on_control(
@@ -230,6 +251,7 @@ on_both_backends!(
     handler_panic_drops_one_packet,
     relays_over_ipv6,
     dual_stack_ports_serve_ipv4_peers,
+    replies_longer_than_the_datagram_and_further_packets,
 );
 
 /// Waits until worker `worker` has counted `n` sent packets: the peer can see a packet before
@@ -462,4 +484,39 @@ fn dual_stack_ports_serve_ipv4_peers(backend: Backend) {
     let s = &engine.stats()[0];
     assert_eq!(s.handler_panics + s.send_errors, 0, "{s:?}");
     engine.shutdown();
+}
+
+/// A handler may answer with more bytes than it received (up to the buffer) and queue further
+/// datagrams, which leave before the in-place one.
+fn replies_longer_than_the_datagram_and_further_packets(backend: Backend) {
+    let engine = start(backend, 1, 64);
+    let (phone, trunk) = (client(), client());
+    let ports = open(&engine, 0, vec![0, 0]).expect("ports open");
+    route(
+        &engine,
+        0,
+        ports[0],
+        ports[1],
+        trunk.local_addr().expect("addr"),
+    );
+    let p = packet(7, GROW);
+    let big = mgw_engine::MEDIA_MAX_PACKET / 2;
+    let mut long = vec![0u8; big];
+    long[..172].copy_from_slice(&p);
+    for datagram in [&p[..], &long[..]] {
+        phone
+            .send_to(datagram, SocketAddr::new(LOOPBACK, ports[0]))
+            .expect("send");
+        let mut buf = [0u8; 4096];
+        let (n, _) = recv(&trunk, &mut buf);
+        assert_eq!(&buf[..n], b"first", "the further datagram comes first");
+        let (n, _) = recv(&trunk, &mut buf);
+        assert_eq!(n, 2 * datagram.len());
+        let mut want = datagram.to_vec();
+        want[0] += 1;
+        assert_eq!(&buf[..datagram.len()], &want[..]);
+        assert_eq!(&buf[datagram.len()..n], &want[..]);
+    }
+    wait_tx(&engine, 0, 4);
+    assert_eq!(engine.stats()[0].extra_packets, 2);
 }

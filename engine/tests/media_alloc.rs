@@ -78,6 +78,7 @@ impl MediaHandler for Relay {
         local_port: u16,
         _: SocketAddr,
         buf: &mut [u8],
+        len: usize,
         _: Instant,
     ) -> Option<Forward> {
         let (port, from_port, to) = self.route?;
@@ -88,11 +89,7 @@ impl MediaHandler for Relay {
         for b in buf.iter_mut().take(12) {
             *b ^= 0x5a;
         }
-        Some(Forward {
-            from_port,
-            to,
-            len: buf.len(),
-        })
+        Some(Forward { from_port, to, len })
     }
 
     fn on_command(&mut self, cmd: Box<dyn Any + Send>, _: Instant, ports: &mut PortControl) {

@@ -35,5 +35,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(len <= n);
     }
     let mut ports = PortPool::new(31000, 31009);
-    let _ = NgControl::new("203.0.113.1".parse().expect("ip")).handle(data, &mut relay, &mut ports, t0);
+    let _ = NgControl::new("203.0.113.1".parse().expect("ip"), 5).handle(data, &mut relay, &mut ports, t0);
 });

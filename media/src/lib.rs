@@ -5,10 +5,12 @@
 //! with an explicit `now`, and what to send goes out as actions. The engine's media workers own
 //! the sockets.
 
+pub mod bridge;
 pub mod codec;
 pub mod dtmf;
 pub mod ng;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod session;
 pub mod transcode;

@@ -57,9 +57,11 @@ pub fn audio_rate(codec: CodecName) -> u32 {
 }
 
 /// Most samples one payload can decode to: 120 ms at 48 kHz (the longest Opus packet).
-const MAX_FRAME: usize = 5760;
+pub const MAX_FRAME: usize = 5760;
 
-enum Decoder {
+/// Any of mgw's decoders (a transcoding path's first half; also what tests and load
+/// generators use to check and make audio).
+pub enum Decoder {
     Pcmu,
     Pcma,
     G722(Box<G722Decoder>),
@@ -67,7 +69,8 @@ enum Decoder {
     Opus(Box<OpusDecoder>),
 }
 
-enum Encoder {
+/// Any of mgw's encoders.
+pub enum Encoder {
     Pcmu,
     Pcma,
     G722(Box<G722Encoder>),
@@ -76,7 +79,7 @@ enum Encoder {
 }
 
 impl Decoder {
-    fn new(codec: CodecName) -> Result<Decoder, TranscodeError> {
+    pub fn new(codec: CodecName) -> Result<Decoder, TranscodeError> {
         Ok(match codec {
             CodecName::Pcmu => Decoder::Pcmu,
             CodecName::Pcma => Decoder::Pcma,
@@ -88,7 +91,11 @@ impl Decoder {
     }
 
     /// Decodes `payload` (`None`: a lost packet, concealed where the codec can).
-    fn decode(&mut self, payload: Option<&[u8]>, out: &mut [i16]) -> Result<usize, TranscodeError> {
+    pub fn decode(
+        &mut self,
+        payload: Option<&[u8]>,
+        out: &mut [i16],
+    ) -> Result<usize, TranscodeError> {
         let Some(p) = payload else {
             return match self {
                 Decoder::Opus(d) => Ok(d.decode(None, out)?),
@@ -120,7 +127,8 @@ impl Decoder {
 }
 
 impl Encoder {
-    fn new(codec: CodecName, ptime_ms: u32, complexity: u8) -> Result<Encoder, TranscodeError> {
+    /// `ptime_ms` matters to Opus only (its frame size); the others encode what they get.
+    pub fn new(codec: CodecName, ptime_ms: u32, complexity: u8) -> Result<Encoder, TranscodeError> {
         Ok(match codec {
             CodecName::Pcmu => Encoder::Pcmu,
             CodecName::Pcma => Encoder::Pcma,
@@ -136,7 +144,7 @@ impl Encoder {
         })
     }
 
-    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, TranscodeError> {
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, TranscodeError> {
         Ok(match self {
             Encoder::Pcmu => {
                 g711::encode_ulaw(pcm, out);
@@ -164,6 +172,9 @@ pub struct Transcoder {
     /// Audio at the outgoing rate not yet encoded (re-framing to the outgoing ptime).
     pending: Box<[i16]>,
     pending_len: usize,
+    /// Samples the last feed decoded, and the last real packet's (silence for a lost one).
+    decoded_len: usize,
+    last_decoded: usize,
     /// Samples per outgoing packet, at the outgoing audio rate.
     frame: usize,
     encoded: Box<[u8]>,
@@ -191,6 +202,8 @@ impl Transcoder {
             resampled: vec![0; MAX_FRAME * 6].into_boxed_slice(),
             pending: vec![0; MAX_FRAME * 6 + frame].into_boxed_slice(),
             pending_len: 0,
+            decoded_len: 0,
+            last_decoded: 0,
             frame,
             encoded: vec![0; 1500].into_boxed_slice(),
         })
@@ -209,7 +222,26 @@ impl Transcoder {
         payload: Option<&[u8]>,
         mut emit: impl FnMut(&[u8]),
     ) -> Result<(), TranscodeError> {
-        let n = self.decoder.decode(payload, &mut self.decoded)?;
+        self.feed(payload)?;
+        while let Some(n) = self.next_payload()? {
+            emit(&self.encoded[..n]);
+        }
+        Ok(())
+    }
+
+    /// Decodes one incoming payload into the outgoing stream's pending audio. A lost packet
+    /// (`None`) is concealed: Opus by its own loss concealment, the others by silence as long
+    /// as the last packet, so the outgoing timeline keeps pace with the sender's.
+    pub fn feed(&mut self, payload: Option<&[u8]>) -> Result<(), TranscodeError> {
+        let mut n = self.decoder.decode(payload, &mut self.decoded)?;
+        if payload.is_none() && n == 0 {
+            n = self.last_decoded.min(self.decoded.len());
+            self.decoded[..n].fill(0);
+        }
+        if payload.is_some() {
+            self.last_decoded = n;
+        }
+        self.decoded_len = n;
         let audio: &[i16] = match &mut self.resampler {
             Some(r) => {
                 let m = r.process(&self.decoded[..n], &mut self.resampled)?;
@@ -221,23 +253,58 @@ impl Transcoder {
         let take = audio.len().min(room);
         self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&audio[..take]);
         self.pending_len += take;
-        let mut start = 0;
-        while self.pending_len - start >= self.frame {
-            let len = self
-                .encoder
-                .encode(&self.pending[start..start + self.frame], &mut self.encoded)?;
-            emit(&self.encoded[..len]);
-            start += self.frame;
-        }
-        self.pending.copy_within(start..self.pending_len, 0);
-        self.pending_len -= start;
         Ok(())
+    }
+
+    /// The audio the last [`Transcoder::feed`] decoded, at the incoming codec's rate (for
+    /// in-band DTMF detection).
+    pub fn decoded(&self) -> &[i16] {
+        &self.decoded[..self.decoded_len]
+    }
+
+    /// Adds audio at the outgoing rate straight to the pending stream (a generated DTMF tone
+    /// replacing the sender's audio). What does not fit in 120 ms of room is dropped.
+    pub fn feed_output_audio(&mut self, samples: &[i16]) {
+        let room = self.pending.len() - self.pending_len;
+        let take = samples.len().min(room);
+        self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&samples[..take]);
+        self.pending_len += take;
+    }
+
+    /// Encodes the next outgoing packet if a whole one is pending; its payload is
+    /// [`Transcoder::payload`]`[..n]`.
+    pub fn next_payload(&mut self) -> Result<Option<usize>, TranscodeError> {
+        if self.pending_len < self.frame {
+            return Ok(None);
+        }
+        let len = self
+            .encoder
+            .encode(&self.pending[..self.frame], &mut self.encoded)?;
+        self.pending.copy_within(self.frame..self.pending_len, 0);
+        self.pending_len -= self.frame;
+        Ok(Some(len))
+    }
+
+    /// The payload [`Transcoder::next_payload`] encoded last.
+    pub fn payload(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// Samples per outgoing packet at the outgoing audio rate.
+    pub fn frame_samples(&self) -> usize {
+        self.frame
+    }
+
+    /// The outgoing codec's audio rate.
+    pub fn output_rate(&self) -> u32 {
+        audio_rate(self.to)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::test_signal::tone_snr;
 
     fn tone(hz: f64, rate: u32, samples: usize) -> Vec<i16> {
         (0..samples)
@@ -270,34 +337,6 @@ mod tests {
             out.extend_from_slice(&buf[..n]);
         }
         out
-    }
-
-    /// Best SNR of `out` against a clean tone of `hz` at `rate`, over delays and phases.
-    fn tone_snr(out: &[i16], hz: f64, rate: u32) -> f64 {
-        let skip = out.len() / 4;
-        let seg = &out[skip..];
-        // Fit a*sin + b*cos at the expected frequency: the residual is noise + distortion.
-        let w = std::f64::consts::TAU * hz / f64::from(rate);
-        let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (i, &y) in seg.iter().enumerate() {
-            let (s, c) = ((w * i as f64).sin(), (w * i as f64).cos());
-            let y = f64::from(y);
-            ss += s * s;
-            sc += s * c;
-            cc += c * c;
-            ys += y * s;
-            yc += y * c;
-        }
-        let det = ss * cc - sc * sc;
-        let a = (ys * cc - yc * sc) / det;
-        let b = (yc * ss - ys * sc) / det;
-        let (mut sig, mut noise) = (0.0, 0.0);
-        for (i, &y) in seg.iter().enumerate() {
-            let fit = a * (w * i as f64).sin() + b * (w * i as f64).cos();
-            sig += fit * fit;
-            noise += (f64::from(y) - fit).powi(2);
-        }
-        10.0 * (sig / noise.max(1e-9)).log10()
     }
 
     /// Every pair of transcodable codecs: a 1004 Hz tone in, the same tone out, above a floor

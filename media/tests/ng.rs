@@ -22,7 +22,7 @@ impl Rig {
     fn new() -> Rig {
         let t0 = Instant::now();
         Rig {
-            ng: NgControl::new("203.0.113.1".parse().expect("ip")),
+            ng: NgControl::new("203.0.113.1".parse().expect("ip"), 5),
             relay: Relay::new(RelayConfig::default(), t0),
             ports: PortPool::new(30000, 30099),
             t0,

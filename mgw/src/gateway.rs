@@ -21,7 +21,7 @@ use mgw_engine::{Engine, EngineHandle, ListenAddr};
 use crate::admin::{metrics, AdminHandle};
 use crate::clock::unix_ms;
 use crate::config::{self, Config, ConfigError};
-use crate::media::{MediaCounters, MediaWorker};
+use crate::media::{MediaControl, MediaCounters, MediaWorker};
 use crate::provisioning::{api, Provisioning};
 use crate::signalling::{SipCounters, SipWorker};
 use crate::store::db::Db;
@@ -35,6 +35,7 @@ type SharedEngine = Arc<Mutex<Option<EngineHandle>>>;
 pub struct GatewayHandle {
     engine: SharedEngine,
     media: Arc<Mutex<Option<mgw_engine::MediaHandle>>>,
+    media_control: MediaControl,
     journal: Option<Journal>,
     backend: String,
     listeners: Vec<ListenAddr>,
@@ -53,6 +54,11 @@ impl GatewayHandle {
     /// The I/O backend actually running (`io_uring` or `epoll`).
     pub fn backend(&self) -> &str {
         &self.backend
+    }
+
+    /// The in-process control of the media engine (what the B2BUA anchors calls with).
+    pub fn media_control(&self) -> &MediaControl {
+        &self.media_control
     }
 
     /// The bound SIP listeners (port 0 resolved).
@@ -245,7 +251,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             .map(|_| Arc::new(MediaCounters::default()))
             .collect(),
     );
-    let media = start_media(config, media_counters.clone())?;
+    let (media, media_control) = start_media(config, media_counters.clone())?;
     log::info!(
         "media relay: {} worker(s), {} backend, ports {}, SDP address {}{}",
         media.workers(),
@@ -260,6 +266,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     let media = Arc::new(Mutex::new(Some(media)));
     let handle = GatewayHandle {
         media: media.clone(),
+        media_control: media_control.clone(),
         journal: Some(journal),
         backend: engine.backend().to_string(),
         listeners: engine.local_addrs(),
@@ -439,7 +446,9 @@ fn random_key() -> std::io::Result<[u8; 32]> {
 fn start_media(
     config: &Config,
     counters: Arc<Vec<Arc<MediaCounters>>>,
-) -> Result<mgw_engine::MediaHandle, String> {
+) -> Result<(mgw_engine::MediaHandle, MediaControl), String> {
+    let inactive = Arc::new(std::sync::OnceLock::new());
+    let listener = inactive.clone();
     let workers = config.engine.workers.max(1);
     let media_cfg = config.media.clone();
     let engine_cfg = mgw_engine::MediaConfig {
@@ -459,8 +468,13 @@ fn start_media(
             worker,
             workers,
             counters[worker % counters.len()].clone(),
+            listener.clone(),
             Instant::now(),
         )
+    })
+    .map(|handle| {
+        let mailboxes = (0..handle.workers()).map(|w| handle.mailbox(w)).collect();
+        (handle, MediaControl::new(mailboxes, inactive))
     })
     .map_err(|e| match (e, config.media.ng_listen) {
         (mgw_engine::EngineError::Bind { source, .. }, Some(ng)) => ConfigError::Bind {

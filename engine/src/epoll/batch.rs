@@ -96,11 +96,10 @@ impl RecvBatch {
 }
 
 impl RecvBatch {
-    /// Datagram `i`'s bytes, writable: the media relay rewrites a packet in place and sends it
-    /// from here (see `crate::media`).
-    pub(crate) fn data_mut(&mut self, i: usize) -> &mut [u8] {
-        let len = (self.hdrs[i].msg_len as usize).min(self.size);
-        &mut self.bufs[i * self.size..i * self.size + len]
+    /// Datagram `i`'s whole buffer (its bytes first): room for a handler whose reply is longer
+    /// than what it received (a transcoded payload).
+    pub(crate) fn buffer_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i * self.size..(i + 1) * self.size]
     }
 }
 

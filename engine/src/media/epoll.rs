@@ -89,7 +89,7 @@ impl SendBatch {
             }
             for i in start..end {
                 let o = &self.outs[i];
-                let data = rx.data_mut(o.idx);
+                let data = rx.buffer_mut(o.idx);
                 let len = o.len.min(data.len());
                 self.iovs[i].iov_base = data.as_mut_ptr().cast();
                 self.iovs[i].iov_len = len;
@@ -221,6 +221,7 @@ impl<H: MediaHandler> EpollMediaWorker<H> {
                         self.core.mail.reset_eventfd();
                         self.core.deliver_mail(now);
                         self.apply_ports();
+                        self.send_extras();
                     }
                     _ => {}
                 }
@@ -230,6 +231,7 @@ impl<H: MediaHandler> EpollMediaWorker<H> {
             }
             self.core.run_timers(now);
             self.apply_ports();
+            self.send_extras();
             let wait = self.core.wait_time(now);
             // SAFETY: `events` is a live buffer of EVENTS entries the kernel fills.
             let n = unsafe {
@@ -297,19 +299,21 @@ impl<H: MediaHandler> EpollMediaWorker<H> {
                 let stats = &self.core.stats;
                 MediaCounters::add(&stats.rx_packets, 1);
                 MediaCounters::add(&stats.rx_bytes, d.data.len() as u64);
-                let buf = self.rx.data_mut(k);
-                let len = buf.len();
-                let Some(fwd) = self.core.packet(port, from, buf, now) else {
-                    continue;
-                };
-                match self.socks.by_port(fwd.from_port) {
-                    Some((_, _, out)) => {
-                        let to = ports::target(out.v6, fwd.to);
-                        self.tx
-                            .push(k, out.socket.as_raw_fd(), to, fwd.len.min(len));
+                let len = d.data.len();
+                let buf = self.rx.buffer_mut(k);
+                let cap = buf.len();
+                let fwd = self.core.packet(port, from, buf, len, now);
+                if let Some(fwd) = fwd {
+                    match self.socks.by_port(fwd.from_port) {
+                        Some((_, _, out)) => {
+                            let to = ports::target(out.v6, fwd.to);
+                            self.tx
+                                .push(k, out.socket.as_raw_fd(), to, fwd.len.min(cap));
+                        }
+                        None => MediaCounters::add(&self.core.stats.drops_no_port, 1),
                     }
-                    None => MediaCounters::add(&self.core.stats.drops_no_port, 1),
                 }
+                self.send_extras();
             }
             // Before the next recvmmsg overwrites the buffers.
             self.tx.flush(&mut self.rx, &self.core.stats);
@@ -317,6 +321,11 @@ impl<H: MediaHandler> EpollMediaWorker<H> {
                 return;
             }
         }
+    }
+
+    /// Sends what the handler queued beyond its in-place replies.
+    fn send_extras(&mut self) {
+        self.core.send_extras(&mut self.socks);
     }
 
     /// Puts the handler's port changes into effect, in the order it made them.

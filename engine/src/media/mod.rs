@@ -62,7 +62,7 @@ pub use ports::PortControl;
 pub use stats::MediaStats;
 
 /// Send the first `len` bytes of the packet's own buffer from local UDP port `from_port` (a port
-/// open on the same worker) to `to`. `len` is capped at the received length.
+/// open on the same worker) to `to`. `len` is capped at the buffer's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward {
     pub from_port: u16,
@@ -76,15 +76,27 @@ pub struct Forward {
 ///
 /// `now` is read once per loop turn.
 pub trait MediaHandler: 'static {
-    /// A datagram on one of this worker's media ports, in the receive buffer itself: `buf` is the
-    /// payload, writable. Return where to send (a prefix of) it, or `None` to drop it.
+    /// A datagram on one of this worker's media ports, in the receive buffer itself: the
+    /// datagram is `buf[..len]`, and the whole of `buf` (at least [`MEDIA_MAX_PACKET`] bytes)
+    /// is writable, so a reply longer than the datagram (a transcoded payload) is built in
+    /// place too. Return where to send a prefix of `buf`, or `None` to send nothing.
     fn on_packet(
         &mut self,
         local_port: u16,
         from: SocketAddr,
         buf: &mut [u8],
+        len: usize,
         now: Instant,
     ) -> Option<Forward>;
+
+    /// A further datagram to send, beyond the one `on_packet` returned (a transcoder turning
+    /// one 30 ms packet into a 20 ms one and a half): written into `buf` (a scratch buffer of
+    /// [`MEDIA_MAX_PACKET`] bytes) and sent with a plain `sendto`, a copy the plain relay path
+    /// never takes. Called after every `on_packet`, `on_command` and `on_timer` until `None`.
+    fn poll_extra(&mut self, buf: &mut [u8]) -> Option<Forward> {
+        let _ = buf;
+        None
+    }
 
     /// A datagram on the control socket (worker 0 only); the returned reply goes back to `from`.
     fn on_control(

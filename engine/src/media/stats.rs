@@ -23,6 +23,8 @@ crate::stats::counters! { MediaStats, MediaCounters, "media worker" {
     send_errors,
     /// Receive errors other than "no buffer", and ports that could not be put into service.
     recv_errors,
+    /// Further datagrams a handler queued beyond its in-place reply (`poll_extra`), sent by copy.
+    extra_packets,
     /// Datagrams on the control socket.
     control_rx,
     /// Posted commands handed to the handler.

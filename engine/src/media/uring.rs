@@ -130,6 +130,7 @@ impl<H: MediaHandler> UringMediaWorker<H> {
             }
             self.core.run_timers(now);
             self.apply_ports();
+            self.send_extras();
             self.arm_all();
             self.kmem.bufs.publish();
             let wait = self.core.wait_time(now);
@@ -323,12 +324,16 @@ impl<H: MediaHandler> UringMediaWorker<H> {
         MediaCounters::add(&stats.rx_packets, 1);
         MediaCounters::add(&stats.rx_bytes, plen as u64);
         // SAFETY: as above; besides, no send from `bid` is in flight (it would be in one only
-        // after this function returns true), so the kernel does not read it either.
-        let buf = unsafe { self.kmem.bufs.data_mut(bid, len) };
-        let Some(payload) = buf.get_mut(off..off + plen) else {
+        // after this function returns true), so the kernel does not read it either. The whole
+        // buffer is ours, not only the received bytes: a transcoded reply may be longer.
+        let buf = unsafe { self.kmem.bufs.data_mut(bid, MEDIA_BUFFER_SIZE) };
+        let Some(room) = buf.get_mut(off..) else {
             return false;
         };
-        let Some(fwd) = self.core.packet(port, from, payload, now) else {
+        let cap = room.len();
+        let fwd = self.core.packet(port, from, room, plen, now);
+        self.send_extras();
+        let Some(fwd) = fwd else {
             return false;
         };
         let Some((oslot, ogen, out)) = self.socks.by_port(fwd.from_port) else {
@@ -343,7 +348,7 @@ impl<H: MediaHandler> UringMediaWorker<H> {
         debug_assert!(!ss.busy, "buffer {bid} is in two sends");
         ss.addr = ports::target(v6, fwd.to);
         ss.iov.iov_base = start.cast();
-        ss.iov.iov_len = fwd.len.min(plen);
+        ss.iov.iov_len = fwd.len.min(cap);
         ss.hdr.msg_name = ss.addr.as_ptr().cast_mut().cast();
         ss.hdr.msg_namelen = ss.addr.len();
         ss.hdr.msg_iov = &mut ss.iov;
@@ -400,7 +405,14 @@ impl<H: MediaHandler> UringMediaWorker<H> {
         if !self.stopping {
             self.core.deliver_mail(now);
             self.apply_ports();
+            self.send_extras();
         }
+    }
+
+    /// Sends what the handler queued beyond its in-place replies, at once: a handler puts the
+    /// earlier packets of a burst there and the last in place, so they leave in order.
+    fn send_extras(&mut self) {
+        self.core.send_extras(&mut self.socks);
     }
 
     fn on_cancelled(&mut self, slot: u32, gen: u16, res: i32) {

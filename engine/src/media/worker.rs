@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ports::PortControl;
+use super::ports::{self, PortControl, SockTable};
 use super::stats::MediaCounters;
 use super::{Forward, MediaHandler};
 use crate::mailbox::{self, Mail};
@@ -20,6 +20,8 @@ pub(crate) struct MediaCore<H> {
     pub stats: Arc<MediaCounters>,
     pub mail: Arc<mailbox::Shared>,
     mailq: VecDeque<Mail>,
+    /// Where [`MediaHandler::poll_extra`] writes a further datagram before it is sent.
+    scratch: Box<[u8]>,
 }
 
 fn panic_message(p: &(dyn Any + Send)) -> &str {
@@ -47,6 +49,7 @@ impl<H: MediaHandler> MediaCore<H> {
             stats,
             mail,
             mailq: VecDeque::new(),
+            scratch: vec![0; super::MEDIA_MAX_PACKET].into_boxed_slice(),
         }
     }
 
@@ -66,14 +69,49 @@ impl<H: MediaHandler> MediaCore<H> {
         port: u16,
         from: SocketAddr,
         buf: &mut [u8],
+        len: usize,
         now: Instant,
     ) -> Option<Forward> {
         let h = &mut self.handler;
-        match catch_unwind(AssertUnwindSafe(|| h.on_packet(port, from, buf, now))) {
-            Ok(f) => f,
+        let cap = buf.len();
+        match catch_unwind(AssertUnwindSafe(|| h.on_packet(port, from, buf, len, now))) {
+            Ok(f) => f.map(|f| Forward {
+                len: f.len.min(cap),
+                ..f
+            }),
             Err(p) => {
                 self.panicked("on_packet", p.as_ref());
                 None
+            }
+        }
+    }
+
+    /// Sends the further datagrams the handler queued (`poll_extra`) with a plain `sendto`
+    /// from the worker's scratch buffer; `socks` finds the socket of a local port.
+    pub(crate) fn send_extras(&mut self, socks: &mut SockTable) {
+        loop {
+            let (h, scratch) = (&mut self.handler, &mut self.scratch);
+            let fwd = match catch_unwind(AssertUnwindSafe(|| h.poll_extra(scratch))) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(p) => {
+                    self.panicked("poll_extra", p.as_ref());
+                    return;
+                }
+            };
+            let data = &self.scratch[..fwd.len.min(self.scratch.len())];
+            MediaCounters::add(&self.stats.extra_packets, 1);
+            let Some((_, _, out)) = socks.by_port(fwd.from_port) else {
+                MediaCounters::add(&self.stats.drops_no_port, 1);
+                continue;
+            };
+            let to = ports::target(out.v6, fwd.to);
+            match out.socket.send_to_with_flags(data, &to, libc::MSG_DONTWAIT) {
+                Ok(_) => {
+                    MediaCounters::add(&self.stats.tx_packets, 1);
+                    MediaCounters::add(&self.stats.tx_bytes, data.len() as u64);
+                }
+                Err(_) => MediaCounters::add(&self.stats.send_errors, 1),
             }
         }
     }

@@ -8,4 +8,4 @@ pub mod opus;
 pub mod resample;
 
 #[cfg(test)]
-mod test_signal;
+pub(crate) mod test_signal;

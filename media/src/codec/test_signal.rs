@@ -64,3 +64,31 @@ pub fn pseudo_random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Best SNR of `out` against a clean tone of `hz` at `rate`, over delays and phases.
+pub fn tone_snr(out: &[i16], hz: f64, rate: u32) -> f64 {
+    let skip = out.len() / 4;
+    let seg = &out[skip..];
+    // Fit a*sin + b*cos at the expected frequency: the residual is noise + distortion.
+    let w = std::f64::consts::TAU * hz / f64::from(rate);
+    let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, &y) in seg.iter().enumerate() {
+        let (s, c) = ((w * i as f64).sin(), (w * i as f64).cos());
+        let y = f64::from(y);
+        ss += s * s;
+        sc += s * c;
+        cc += c * c;
+        ys += y * s;
+        yc += y * c;
+    }
+    let det = ss * cc - sc * sc;
+    let a = (ys * cc - yc * sc) / det;
+    let b = (yc * ss - ys * sc) / det;
+    let (mut sig, mut noise) = (0.0, 0.0);
+    for (i, &y) in seg.iter().enumerate() {
+        let fit = a * (w * i as f64).sin() + b * (w * i as f64).cos();
+        sig += fit * fit;
+        noise += (f64::from(y) - fit).powi(2);
+    }
+    10.0 * (sig / noise.max(1e-9)).log10()
+}

@@ -2,9 +2,11 @@
 //! A-law <-> u-law step done in place, and the outgoing SSRC, sequence and timestamp, kept
 //! continuous when the sender restarts its stream (a re-INVITE, a new phone on the call).
 
+use super::audio::{AudioPath, AudioPlan};
 use crate::codec::g711;
 use crate::rtp::header::RtpPacket;
 use crate::rtp::stats::StreamStats;
+use crate::transcode::TranscodeError;
 
 /// A payload step done in the packet's own buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +65,7 @@ impl FlowSpec {
 }
 
 /// The state of one direction.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Flow {
     spec: FlowSpec,
     pub out_ssrc: u32,
@@ -73,6 +75,8 @@ pub struct Flow {
     /// Last packet sent: sequence, timestamp, when (ms on the relay's clock).
     last_out: Option<(u16, u32, u64)>,
     pub stats: StreamStats,
+    /// Set when this direction decodes (see `audio.rs`); `spec` is then unused.
+    pub(super) audio: Option<Box<AudioPath>>,
 }
 
 impl Flow {
@@ -85,12 +89,59 @@ impl Flow {
             ts_delta: 0,
             last_out: None,
             stats: StreamStats::default(),
+            audio: None,
         }
     }
 
     /// A new negotiation: new payload types or transcoding, same outgoing stream.
     pub fn respec(&mut self, spec: FlowSpec) {
+        if let Some(a) = self.audio.take() {
+            self.continue_after_audio(&a);
+        }
         self.spec = spec;
+    }
+
+    /// Makes this direction decode and re-encode; the outgoing stream continues.
+    pub fn set_audio(&mut self, plan: AudioPlan, now_ms: u64) -> Result<(), TranscodeError> {
+        if self.audio.as_ref().is_some_and(|a| *a.plan() == plan) {
+            return Ok(());
+        }
+        let from = match self.audio.take() {
+            Some(a) => a.last_sent(),
+            None => self.last_out.map(|(s, t, _)| (s, t)),
+        };
+        self.audio = Some(Box::new(AudioPath::new(plan, from)?));
+        self.last_out = from.map(|(s, t)| (s, t, now_ms));
+        Ok(())
+    }
+
+    /// Back to relaying: the next packet continues from what the decoding path sent last.
+    fn continue_after_audio(&mut self, a: &AudioPath) {
+        if let Some((s, t)) = a.last_sent() {
+            let at = self.last_out.map_or(0, |l| l.2);
+            self.last_out = Some((s, t, at));
+        }
+        self.in_ssrc = None;
+    }
+
+    /// RTP clock of the packets received (for jitter).
+    pub(super) fn clock_rate(&self) -> u32 {
+        match &self.audio {
+            Some(a) => a.plan().from.rtp_clock(),
+            None => self.spec.clock_rate,
+        }
+    }
+
+    /// The decoding path's sender, for RTCP translation.
+    pub(super) fn note_source(&mut self, ssrc: u32) {
+        self.in_ssrc = Some(ssrc);
+    }
+
+    /// Notes what the decoding path sent, for continuity if the direction goes back to relaying.
+    pub(super) fn audio_sent(&mut self, now_ms: u64) {
+        if let Some((s, t)) = self.audio.as_ref().and_then(|a| a.last_sent()) {
+            self.last_out = Some((s, t, now_ms));
+        }
     }
 
     /// The SSRC the sender uses, once known.

@@ -4,10 +4,13 @@
 //! for G.711 A-law <-> u-law, the payload, all in that buffer, and says where to send it.
 //! Nothing is allocated or copied per packet; `media/tests/no_alloc.rs` proves it.
 
+mod audio;
+mod extras;
 mod flow;
 mod latch;
 mod ports;
 
+pub use audio::{AudioPlan, EventFormat};
 pub use flow::{Flow, FlowSpec, Transcode};
 pub use latch::Latch;
 pub use ports::{PortChange, PortPool};
@@ -18,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::rtp::header::{is_rtcp, RtpPacket};
 use crate::rtp::stats::StreamStats;
+use crate::transcode::TranscodeError;
+use extras::Extras;
 
 /// Settings of a worker's relay.
 #[derive(Clone, Debug)]
@@ -133,6 +138,20 @@ pub enum DropReason {
     NoDestination,
     /// A payload type not negotiated for this direction.
     PayloadType,
+    /// Taken by a transcoder that has not got a whole outgoing packet yet (re-framing to a
+    /// longer ptime), or a late packet a decoder can no longer use. Not an error.
+    Buffered,
+    /// A payload its decoder rejects.
+    Undecodable,
+}
+
+/// How one direction of a session is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectionPlan {
+    /// Header rewrite, and G.711 A-law <-> u-law in place: no copy.
+    Relay(FlowSpec),
+    /// Decode and re-encode (codecs differ, or DTMF must change form).
+    Audio(AudioPlan),
 }
 
 /// Raised to signalling.
@@ -163,6 +182,8 @@ pub struct Relay {
     events: VecDeque<MediaEvent>,
     next_id: u32,
     epoch: Instant,
+    /// Packets beyond the one sent in place (see `mgw_engine`'s `poll_extra`).
+    extras: Extras,
 }
 
 impl Relay {
@@ -174,6 +195,7 @@ impl Relay {
             events: VecDeque::new(),
             next_id: 1,
             epoch: now,
+            extras: Extras::new(),
         }
     }
 
@@ -234,6 +256,45 @@ impl Relay {
         }
     }
 
+    /// Sets how one direction is handled. Building a decoding path allocates its codecs
+    /// here, never per packet.
+    pub fn set_direction(
+        &mut self,
+        id: SessionId,
+        from: Side,
+        plan: DirectionPlan,
+        now: Instant,
+    ) -> Result<bool, TranscodeError> {
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return Ok(false);
+        };
+        let flow = &mut s.flows[from.index()];
+        match plan {
+            DirectionPlan::Relay(spec) => flow.respec(spec),
+            DirectionPlan::Audio(a) => flow.set_audio(a, now_ms)?,
+        }
+        Ok(true)
+    }
+
+    /// Whether a direction decodes (for queries and CDRs).
+    pub fn decodes(&self, id: SessionId, from: Side) -> bool {
+        self.sessions
+            .get(&id)
+            .is_some_and(|s| s.flows[from.index()].audio.is_some())
+    }
+
+    /// The next packet queued beyond the in-place ones: copied into `out`; returns the port
+    /// to send from, the destination and the length.
+    pub fn poll_extra(&mut self, out: &mut [u8]) -> Option<(u16, SocketAddr, usize)> {
+        self.extras.pop(out)
+    }
+
+    /// Packets dropped because the queue of further packets was full.
+    pub fn extras_dropped(&self) -> u64 {
+        self.extras.dropped
+    }
+
     pub fn delete(&mut self, id: SessionId) -> Option<SessionStats> {
         let stats = self.query(id);
         let s = self.sessions.remove(&id)?;
@@ -259,7 +320,8 @@ impl Relay {
     }
 
     /// Handles one datagram received on mgw's `local_port` from `from`. `packet` is the
-    /// receive buffer, rewritten in place.
+    /// receive buffer, rewritten in place (a transcoded packet longer than the datagram is
+    /// dropped: use [`Relay::on_datagram`] with room to spare).
     pub fn on_packet(
         &mut self,
         local_port: u16,
@@ -267,8 +329,23 @@ impl Relay {
         packet: &mut [u8],
         now: Instant,
     ) -> Verdict {
-        let v = self.route(local_port, from, packet, now);
-        if matches!(v, Verdict::Drop(r) if r != DropReason::UnknownPort) {
+        let len = packet.len();
+        self.on_datagram(local_port, from, packet, len, now)
+    }
+
+    /// Like [`Relay::on_packet`] for a datagram `buf[..len]` in a larger buffer: the rest of
+    /// `buf` is room for a reply longer than the datagram.
+    pub fn on_datagram(
+        &mut self,
+        local_port: u16,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+    ) -> Verdict {
+        let v = self.route(local_port, from, buf, len.min(buf.len()), now);
+        if matches!(v, Verdict::Drop(r) if r != DropReason::UnknownPort && r != DropReason::Buffered)
+        {
             // Only the drop path pays for the second lookup.
             if let Some(s) = self
                 .ports
@@ -285,9 +362,11 @@ impl Relay {
         &mut self,
         local_port: u16,
         from: SocketAddr,
-        packet: &mut [u8],
+        buf: &mut [u8],
+        len: usize,
         now: Instant,
     ) -> Verdict {
+        let packet = &mut buf[..len];
         let Some(&(id, side, rtcp_port)) = self.ports.get(&local_port) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
@@ -347,11 +426,13 @@ impl Relay {
             };
         }
         let flow = &mut s.flows[side.index()];
-        let len = packet.len();
+        let elapsed_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        if flow.audio.is_some() {
+            return decode_and_send(flow, buf, len, elapsed_ms, from_port, to, &mut self.extras);
+        }
         let Ok(mut p) = RtpPacket::parse(packet) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        let elapsed_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         if !flow.forward(&mut p, elapsed_ms, len) {
             return Verdict::Drop(DropReason::PayloadType);
         }
@@ -378,6 +459,65 @@ impl Relay {
             }
         }
     }
+}
+
+/// The decoding path of a direction: what it makes of the packet goes out, the last packet
+/// in place and any earlier ones through the extras queue (so they leave first).
+fn decode_and_send(
+    flow: &mut Flow,
+    buf: &mut [u8],
+    len: usize,
+    now_ms: u64,
+    from_port: u16,
+    to: SocketAddr,
+    extras: &mut Extras,
+) -> Verdict {
+    let (pt, seq, ts, ssrc, start, end) = match RtpPacket::parse(&mut buf[..len]) {
+        Ok(p) => (
+            p.payload_type(),
+            p.sequence(),
+            p.timestamp(),
+            p.ssrc(),
+            p.payload_offset(),
+            p.payload_offset() + p.payload().len(),
+        ),
+        Err(_) => return Verdict::Drop(DropReason::Malformed),
+    };
+    let clock = u64::from(flow.clock_rate().max(1));
+    flow.stats.record(seq, ts, now_ms * clock / 1000, len);
+    flow.note_source(ssrc);
+    let out_ssrc = flow.out_ssrc;
+    let Some(audio) = flow.audio.as_mut() else {
+        return Verdict::Drop(DropReason::PayloadType);
+    };
+    match audio.process(pt, seq, ts, &buf[start..end], out_ssrc) {
+        Ok(true) => {}
+        Ok(false) => return Verdict::Drop(DropReason::PayloadType),
+        Err(_) => return Verdict::Drop(DropReason::Undecodable),
+    }
+    let mut last: Option<&[u8]> = None;
+    for p in audio.outputs() {
+        if let Some(prev) = last.replace(p) {
+            extras.push(from_port, to, prev);
+        }
+    }
+    let verdict = match last {
+        Some(p) if p.len() <= buf.len() => {
+            buf[..p.len()].copy_from_slice(p);
+            Verdict::Forward {
+                from_port,
+                to,
+                len: p.len(),
+            }
+        }
+        Some(p) => {
+            extras.push(from_port, to, p);
+            Verdict::Drop(DropReason::Buffered)
+        }
+        None => Verdict::Drop(DropReason::Buffered),
+    };
+    flow.audio_sent(now_ms);
+    verdict
 }
 
 /// A non-zero SSRC from a seed (splitmix64), so mgw's streams do not collide by construction.

@@ -101,6 +101,11 @@ impl<'a> RtpPacket<'a> {
         &self.buf[self.payload_start..self.payload_end]
     }
 
+    /// Where the payload starts (after CSRCs and header extension).
+    pub fn payload_offset(&self) -> usize {
+        self.payload_start
+    }
+
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.payload_start..self.payload_end]
     }

@@ -67,7 +67,7 @@ impl CodecName {
         }
     }
 
-    fn from_encoding(encoding: &str) -> Option<CodecName> {
+    pub fn from_encoding(encoding: &str) -> Option<CodecName> {
         CodecName::ALL
             .into_iter()
             .find(|c| c.encoding().eq_ignore_ascii_case(encoding))
