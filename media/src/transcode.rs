@@ -56,6 +56,9 @@ pub fn audio_rate(codec: CodecName) -> u32 {
     }
 }
 
+/// Bitrate of the Opus mgw encodes, whatever the audio's rate.
+pub const TRANSCODED_OPUS_BITRATE: u32 = 32_000;
+
 /// Most samples one payload can decode to: 120 ms at 48 kHz (the longest Opus packet).
 pub const MAX_FRAME: usize = 5760;
 
@@ -79,13 +82,20 @@ pub enum Encoder {
 }
 
 impl Decoder {
+    /// A decoder producing audio at the codec's own rate ([`audio_rate`]).
     pub fn new(codec: CodecName) -> Result<Decoder, TranscodeError> {
+        Decoder::at_rate(codec, audio_rate(codec))
+    }
+
+    /// Opus decodes at any of 8, 16 or 48 kHz; the other codecs only at their own rate, and
+    /// `rate` is ignored for them.
+    pub fn at_rate(codec: CodecName, rate: u32) -> Result<Decoder, TranscodeError> {
         Ok(match codec {
             CodecName::Pcmu => Decoder::Pcmu,
             CodecName::Pcma => Decoder::Pcma,
             CodecName::G722 => Decoder::G722(Box::default()),
             CodecName::G726_32 => Decoder::G726(Box::default()),
-            CodecName::Opus => Decoder::Opus(Box::new(OpusDecoder::new(48_000)?)),
+            CodecName::Opus => Decoder::Opus(Box::new(OpusDecoder::new(rate)?)),
             c => return Err(TranscodeError::Unsupported(c)),
         })
     }
@@ -129,15 +139,30 @@ impl Decoder {
 impl Encoder {
     /// `ptime_ms` matters to Opus only (its frame size); the others encode what they get.
     pub fn new(codec: CodecName, ptime_ms: u32, complexity: u8) -> Result<Encoder, TranscodeError> {
+        Encoder::at_rate(codec, audio_rate(codec), ptime_ms, complexity)
+    }
+
+    /// Opus encodes audio of 8, 16 or 48 kHz (its RTP clock stays 48 kHz); the other codecs
+    /// take their own rate only, and `rate` is ignored for them.
+    pub fn at_rate(
+        codec: CodecName,
+        rate: u32,
+        ptime_ms: u32,
+        complexity: u8,
+    ) -> Result<Encoder, TranscodeError> {
         Ok(match codec {
             CodecName::Pcmu => Encoder::Pcmu,
             CodecName::Pcma => Encoder::Pcma,
             CodecName::G722 => Encoder::G722(Box::default()),
             CodecName::G726_32 => Encoder::G726(Box::default()),
             CodecName::Opus => {
-                let mut cfg = OpusConfig::new(48_000);
+                let mut cfg = OpusConfig::new(rate);
                 cfg.ptime_ms = ptime_ms;
                 cfg.complexity = complexity;
+                // 32 kbit/s at every rate: RFC 7587's lower narrowband figures are for
+                // endpoints short of bandwidth; a gateway re-encoding G.711 wants fidelity.
+                // Narrowband at 12 kbit/s gives a 1 kHz tone 19 dB SNR, at 32 kbit/s 35 dB.
+                cfg.bitrate = TRANSCODED_OPUS_BITRATE;
                 Encoder::Opus(Box::new(OpusEncoder::new(cfg)?))
             }
             c => return Err(TranscodeError::Unsupported(c)),
@@ -166,6 +191,9 @@ pub struct Transcoder {
     decoder: Decoder,
     encoder: Encoder,
     to: CodecName,
+    /// Audio rates of the decoder's output and the encoder's input.
+    in_rate: u32,
+    out_rate: u32,
     resampler: Option<Resampler>,
     decoded: Box<[i16]>,
     resampled: Box<[i16]>,
@@ -188,14 +216,24 @@ impl Transcoder {
         ptime_ms: u32,
         opus_complexity: u8,
     ) -> Result<Transcoder, TranscodeError> {
-        let (in_rate, out_rate) = (audio_rate(from), audio_rate(to));
+        // Opus runs at the other side's rate: G.711's 8 kHz audio gains nothing from being
+        // resampled to 48 kHz and coded fullband, and costs about four times the CPU (decode,
+        // resample, encode: docs/performance.md). The far end decodes at whatever rate it likes.
+        let (in_rate, out_rate) = match (from, to) {
+            (CodecName::Opus, CodecName::Opus) => (48_000, 48_000),
+            (CodecName::Opus, t) => (audio_rate(t), audio_rate(t)),
+            (f, CodecName::Opus) => (audio_rate(f), audio_rate(f)),
+            (f, t) => (audio_rate(f), audio_rate(t)),
+        };
         let resampler = (in_rate != out_rate)
             .then(|| Resampler::new(in_rate, out_rate))
             .transpose()?;
         let frame = (out_rate * ptime_ms / 1000) as usize;
         Ok(Transcoder {
-            decoder: Decoder::new(from)?,
-            encoder: Encoder::new(to, ptime_ms, opus_complexity)?,
+            decoder: Decoder::at_rate(from, in_rate)?,
+            encoder: Encoder::at_rate(to, out_rate, ptime_ms, opus_complexity)?,
+            in_rate,
+            out_rate,
             to,
             resampler,
             decoded: vec![0; MAX_FRAME].into_boxed_slice(),
@@ -212,7 +250,7 @@ impl Transcoder {
     /// RTP timestamp units one outgoing packet spans (G.722's clock is 8 kHz for 16 kHz audio).
     pub fn timestamp_step(&self) -> u32 {
         let rtp_clock = self.to.rtp_clock();
-        (self.frame as u64 * u64::from(rtp_clock) / u64::from(audio_rate(self.to))) as u32
+        (self.frame as u64 * u64::from(rtp_clock) / u64::from(self.out_rate)) as u32
     }
 
     /// Feeds one incoming payload (`None`: lost); calls `emit` with each complete outgoing
@@ -295,9 +333,14 @@ impl Transcoder {
         self.frame
     }
 
-    /// The outgoing codec's audio rate.
+    /// The rate of the audio the encoder takes.
     pub fn output_rate(&self) -> u32 {
-        audio_rate(self.to)
+        self.out_rate
+    }
+
+    /// The rate of the audio the decoder gives ([`Transcoder::decoded`]).
+    pub fn input_rate(&self) -> u32 {
+        self.in_rate
     }
 }
 

@@ -11,7 +11,7 @@ use crate::dtmf::event::{rescale_in_place, Event};
 use crate::dtmf::tone::ToneGenerator;
 use crate::rtp::header::{write_header, FIXED_HEADER};
 use crate::sdp::CodecName;
-use crate::transcode::{audio_rate, TranscodeError, Transcoder};
+use crate::transcode::{TranscodeError, Transcoder};
 
 /// RFC 4733 events on one leg: payload type and RTP clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ impl AudioPath {
         let out_clock = plan.to.rtp_clock();
         let step = transcoder.timestamp_step();
         let detector = (plan.events_in.is_none() && plan.events_out.is_some())
-            .then(|| Detector::new(audio_rate(plan.from)));
+            .then(|| Detector::new(transcoder.input_rate()));
         let (next_seq, next_ts, started) = match continue_from {
             Some((s, t)) => (s.wrapping_add(1), t.wrapping_add(step), true),
             None => (0, 0, false),
