@@ -104,6 +104,8 @@ pub struct Account {
     /// Networks requests must come from; empty = anywhere.
     pub networks: Vec<Cidr>,
     pub channels: Arc<ChannelGate>,
+    /// Caller-ID rules: callee prefix -> one of the account's numbers (longest prefix wins).
+    pub caller_id_rules: Vec<(Box<str>, Box<str>)>,
 }
 
 impl Account {
@@ -122,7 +124,18 @@ impl Account {
             state,
             networks,
             channels: Arc::new(ChannelGate::new(channels)),
+            caller_id_rules: Vec::new(),
         }
+    }
+
+    /// The number shown to a callee of `dialled`: the longest matching caller-ID rule's,
+    /// else `None` (the main number).
+    pub fn caller_id_for(&self, dialled: &str) -> Option<&str> {
+        self.caller_id_rules
+            .iter()
+            .filter(|(prefix, _)| dialled.starts_with(&**prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, n)| &**n)
     }
 
     /// Whether a request from `ip` may use this account at all.

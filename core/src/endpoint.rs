@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admission::Admission;
+use crate::call::{CallConfig, CallContext, CallEvent, Calls, MakeDest, MediaRequest, MediaResult};
 use crate::auth::{Challenge, ChallengeKind, NonceCounts, NonceKey, Verdict, Verifier};
 use crate::directory::{AccountState, Directory, LogOn};
 use crate::registrar::{
@@ -21,7 +22,7 @@ use crate::registrar::{
 use crate::sip::{
     validate, HeaderName, Message, Method, ParseError, ReplyContext, ResponseBuilder,
 };
-use crate::transaction::{Action, Incoming, ServerTxId, TimerConfig, TransactionLayer};
+use crate::transaction::{Action, Incoming, ServerTxId, TimerConfig, TransactionLayer, TxId};
 use crate::uas;
 
 /// Settings of one endpoint; every worker gets a clone.
@@ -53,6 +54,10 @@ pub struct EndpointConfig {
     /// Account and licence rules for calls; its licence pool is released when a log-on's
     /// last binding goes.
     pub admission: Arc<Admission>,
+    /// The call switch's settings.
+    pub calls: CallConfig,
+    /// This endpoint's worker number: calls it creates carry it in their tags.
+    pub worker: u16,
 }
 
 /// A datagram or stream write the driver must perform. Shared bytes, because a transaction
@@ -91,6 +96,9 @@ pub struct Endpoint<A> {
     out: VecDeque<Transmit<A>>,
     /// The `now` of the call being handled, so helpers need not thread it through.
     now: Instant,
+    calls: Calls<A>,
+    /// Messages for calls owned by another worker: (worker, bytes, origin).
+    foreign: VecDeque<(u16, Vec<u8>, Origin<A>)>,
     pub stats: EndpointStats,
 }
 
@@ -112,8 +120,22 @@ enum Via<A> {
 }
 
 impl<A: Clone> Endpoint<A> {
+    /// An endpoint that registers and authenticates but switches no calls (admitted calls
+    /// are answered 480): [`Endpoint::with_switch`] gives it the means to reach phones.
     pub fn new(cfg: EndpointConfig) -> Endpoint<A> {
+        Self::build(cfg, None)
+    }
+
+    /// An endpoint that switches calls; `make_dest` turns a registered contact's address and
+    /// transport into where the driver sends.
+    pub fn with_switch(cfg: EndpointConfig, make_dest: MakeDest<A>) -> Endpoint<A> {
+        Self::build(cfg, Some(make_dest))
+    }
+
+    fn build(cfg: EndpointConfig, make_dest: Option<MakeDest<A>>) -> Endpoint<A> {
         Endpoint {
+            calls: Calls::new(cfg.calls.clone(), cfg.worker, make_dest),
+            foreign: VecDeque::new(),
             tx: TransactionLayer::new(cfg.timers),
             verifier: Verifier {
                 realm: cfg.domain.clone(),
@@ -138,27 +160,49 @@ impl<A: Clone> Endpoint<A> {
 
     /// Handles one received message (a datagram or a framed stream message).
     pub fn on_message(&mut self, bytes: &[u8], origin: Origin<A>, now: Instant) {
+        self.receive(bytes, origin, now, true);
+    }
+
+    /// A message another worker passed on because a call of this worker owns it.
+    pub fn on_forwarded(&mut self, bytes: &[u8], origin: Origin<A>, now: Instant) {
+        self.receive(bytes, origin, now, false);
+    }
+
+    fn receive(&mut self, bytes: &[u8], origin: Origin<A>, now: Instant, may_forward: bool) {
         self.now = now;
         let parsed = Message::parse(bytes);
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => return self.refuse_unparsable(bytes, e, origin),
         };
+        if may_forward {
+            if let Some(w) = self.foreign_owner(&msg) {
+                self.foreign.push_back((w, bytes.to_vec(), origin));
+                return;
+            }
+        }
         if !msg.is_request() {
             self.stats.responses_received += 1;
-            if validate::response(&msg).is_err() || self.tx.on_response(&msg, now).is_none() {
-                // Stray or broken: dropped (RFC 3261 section 17.1.3). Matched responses go to
-                // the client transaction, whose TU is the registrar or call layer.
-                self.stats.dropped += 1;
+            let id = match validate::response(&msg) {
+                Ok(()) => self.tx.on_response(&msg, now),
+                Err(_) => None,
+            };
+            match id {
+                Some(id) => {
+                    let wall = self.wall_ms(now);
+                    self.calls.on_response(&mut self.tx, id, &msg, wall, now);
+                }
+                // Stray or broken: dropped (RFC 3261 section 17.1.3); absorbed retransmissions
+                // land here too.
+                None => self.stats.dropped += 1,
             }
-            self.drain_actions();
-            return;
+            return self.flush_calls();
         }
         self.stats.requests += 1;
         if let Err(e) = validate::request(&msg) {
             return self.refuse_unparsable(bytes, e, origin);
         }
-        let via = if stateful(&msg) {
+        let via = if self.stateful(&msg) {
             match self
                 .tx
                 .on_request(&msg, origin.reply_to.clone(), origin.reliable, now)
@@ -166,17 +210,86 @@ impl<A: Clone> Endpoint<A> {
                 Incoming::New(id) => Via::Tx(id),
                 Incoming::Absorbed => {
                     self.stats.retransmissions += 1;
-                    return self.drain_actions();
+                    return self.flush_calls();
                 }
-                // An ACK for a 2xx, or for nothing we know: the dialog layer's, and there is none.
-                Incoming::Ack => return,
+                // An ACK for a 2xx: the call's.
+                Incoming::Ack => {
+                    self.calls.on_ack(&msg);
+                    return self.flush_calls();
+                }
                 Incoming::Invalid(_) => Via::Stateless(origin.reply_to.clone()),
             }
         } else {
             Via::Stateless(origin.reply_to.clone())
         };
         self.on_request(&msg, via, origin, now);
+        self.flush_calls();
+    }
+
+    /// The worker owning the call a message belongs to, when that is another worker: mgw's
+    /// tag is in To of requests (in a dialog) and in From of responses.
+    fn foreign_owner(&self, msg: &Message<'_>) -> Option<u16> {
+        let tag = if msg.is_request() {
+            msg.to()?.tag()?
+        } else {
+            msg.from()?.tag()?
+        };
+        crate::call::owner_of(tag).filter(|&w| w != self.cfg.worker)
+    }
+
+    /// Messages for calls of other workers, to be handed to them ([`Endpoint::on_forwarded`]).
+    pub fn poll_foreign(&mut self) -> Option<(u16, Vec<u8>, Origin<A>)> {
+        self.foreign.pop_front()
+    }
+
+    /// What the call switch asks of the media engine.
+    pub fn poll_media(&mut self) -> Option<MediaRequest> {
+        self.calls.poll_media()
+    }
+
+    /// Call starts, answers and ends, for the call list and the call records.
+    pub fn poll_call_event(&mut self) -> Option<CallEvent> {
+        self.calls.poll_event()
+    }
+
+    /// The media engine's answer to a [`MediaRequest`].
+    pub fn on_media(&mut self, ticket: u64, result: MediaResult, now: Instant) {
+        self.now = now;
+        let wall = self.wall_ms(now);
+        self.calls.on_media(&mut self.tx, ticket, result, wall, now);
+        self.flush_calls();
+    }
+
+    /// Calls in progress on this endpoint.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Transaction actions, then what the call layer sends outside transactions.
+    fn flush_calls(&mut self) {
         self.drain_actions();
+        while let Some((to, bytes)) = self.calls.poll_direct() {
+            self.push(to, bytes);
+        }
+    }
+
+    /// Whether a request needs a server transaction. What the endpoint answers at once, from
+    /// the request alone, is answered statelessly (RFC 3261 section 8.2.7), as Kamailio's `sl`
+    /// does: a retransmission simply gets the same answer again (the To-tag is derived from the
+    /// request), and no state is held for 64*T1. That includes the digest challenges. A REGISTER
+    /// with credentials keeps its transaction so that its retransmission is absorbed rather than
+    /// seen as a replayed nonce-count; an INVITE with credentials becomes a call, and requests
+    /// inside a call, CANCEL and the ACK of a 2xx belong to it.
+    fn stateful(&self, msg: &Message<'_>) -> bool {
+        match msg.method() {
+            Some(Method::Register) => msg.header(HeaderName::Authorization).is_some(),
+            Some(Method::Invite) if msg.to().is_some_and(|t| t.tag().is_none()) => {
+                msg.header(HeaderName::ProxyAuthorization).is_some()
+            }
+            Some(Method::Cancel) => true,
+            Some(_) => self.calls.knows(msg),
+            None => false,
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit<A>> {
@@ -192,7 +305,7 @@ impl<A: Clone> Endpoint<A> {
             self.cfg.epoch
                 + Duration::from_millis(self.last_sweep_ms + self.verifier.nonce_lifetime_ms)
         });
-        [self.tx.next_deadline(), expiry, sweep]
+        [self.tx.next_deadline(), expiry, sweep, self.calls.next_deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -201,6 +314,7 @@ impl<A: Clone> Endpoint<A> {
     pub fn on_timeout(&mut self, now: Instant) {
         self.now = now;
         self.tx.on_timeout(now);
+        self.calls.on_timeout(&mut self.tx, now);
         self.registrar.expire(self.wall_ms(now));
         self.collect_events();
         let mono = self.now_ms(now);
@@ -210,7 +324,7 @@ impl<A: Clone> Endpoint<A> {
                 .sweep(mono.saturating_sub(self.verifier.nonce_lifetime_ms));
             self.last_sweep_ms = mono;
         }
-        self.drain_actions();
+        self.flush_calls();
     }
 
     /// Registration changes (added, refreshed, removed, expired) for subscribers.
@@ -248,7 +362,15 @@ impl<A: Clone> Endpoint<A> {
                     self.stats.sent += 1;
                     self.out.push_back(Transmit { to, bytes });
                 }
-                Action::Timeout { .. } => self.stats.timeouts += 1,
+                Action::Timeout { id } => {
+                    self.stats.timeouts += 1;
+                    if let TxId::Client(c) = id {
+                        self.calls.on_client_timeout(&mut self.tx, c, self.now);
+                    }
+                }
+                Action::TransportError { id: TxId::Client(c) } => {
+                    self.calls.on_client_timeout(&mut self.tx, c, self.now);
+                }
                 Action::ProvisionalTimeout { .. }
                 | Action::TransportError { .. }
                 | Action::Terminated { .. } => {}
@@ -265,6 +387,21 @@ impl<A: Clone> Endpoint<A> {
             return self.reply(msg, code, reason, &headers, via, origin);
         }
         let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
+        if in_dialog && method != Method::Ack && self.calls.knows(msg) {
+            if let Via::Tx(id) = via {
+                let wall = self.wall_ms(now);
+                self.calls
+                    .on_request(&mut self.tx, id, msg, origin.source, wall, now);
+                return;
+            }
+        }
+        if method == Method::Cancel {
+            if let (Via::Tx(_), Some(invite)) = (&via, self.tx.invite_for_cancel(msg)) {
+                self.reply(msg, 200, "OK", &[], via, origin);
+                self.calls.on_cancel(&mut self.tx, invite, now);
+                return;
+            }
+        }
         match method {
             Method::Ack => {}
             Method::Options => self.answer_options(msg, via, origin),
@@ -411,7 +548,28 @@ impl<A: Clone> Endpoint<A> {
                     let (code, reason) = refusal.status();
                     return self.reply(msg, code, reason, &[], via, origin);
                 }
-                Ok(permit) => drop(permit),
+                Ok(permit) => {
+                    if let Via::Tx(id) = via {
+                        let ctx = CallContext {
+                            admission: &self.cfg.admission,
+                            location: &self.cfg.location,
+                            wall_ms: self.wall_ms(now),
+                        };
+                        return self.calls.start(
+                            &mut self.tx,
+                            id,
+                            msg,
+                            origin.source,
+                            origin.reply_to,
+                            origin.reliable,
+                            log_on,
+                            permit,
+                            &ctx,
+                            now,
+                        );
+                    }
+                    drop(permit);
+                }
             }
         }
         self.reply(msg, 480, "Temporarily Unavailable", &[], via, origin)
@@ -571,17 +729,6 @@ impl<A: Clone> Endpoint<A> {
         };
         self.push(origin.reply_to, reply);
     }
-}
-
-/// Whether a request needs a server transaction. What the endpoint answers at once, from the
-/// request alone, is answered statelessly (RFC 3261 section 8.2.7), as Kamailio's `sl` does: a
-/// retransmission simply gets the same answer again (the To-tag is derived from the request),
-/// and no state is held for 64*T1. That includes the digest challenge of a REGISTER without
-/// credentials. A REGISTER with credentials keeps its transaction so that its retransmission is
-/// absorbed rather than seen as a replayed nonce-count.
-fn stateful(msg: &Message<'_>) -> bool {
-    matches!(msg.method(), Some(Method::Register))
-        && msg.header(HeaderName::Authorization).is_some()
 }
 
 /// A To-tag derived from the request, so that a retransmitted request answered without a

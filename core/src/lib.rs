@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod call;
 pub mod cidr;
 pub mod directory;
 pub mod endpoint;

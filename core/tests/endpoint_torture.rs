@@ -53,6 +53,8 @@ fn endpoint() -> Endpoint<u32> {
             Arc::new(LicencePool::new(1)),
             EmergencyNumbers::default(),
         ),
+        calls: Default::default(),
+        worker: 0,
     })
 }
 

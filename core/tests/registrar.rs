@@ -60,6 +60,8 @@ fn setup(cfg: RegistrarConfig) -> Phone {
             licences.clone(),
             EmergencyNumbers::new(&DEFAULT_EMERGENCY),
         ),
+        calls: Default::default(),
+        worker: 0,
     });
     Phone {
         ep,

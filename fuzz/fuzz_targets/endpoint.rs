@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use mgw_core::auth::NonceKey;
+use mgw_core::admission::{Admission, EmergencyNumbers};
 use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
+use mgw_core::licence::LicencePool;
+use std::sync::Arc;
 use mgw_core::sip::Message;
 
 fn epoch() -> Instant {
@@ -31,6 +34,13 @@ fuzz_target!(|data: &[u8]| {
         directory: Default::default(),
         location: Default::default(),
         nonce_counts: Default::default(),
+        admission: Admission::new(
+            Default::default(),
+            Arc::new(LicencePool::new(1)),
+            EmergencyNumbers::default(),
+        ),
+        calls: Default::default(),
+        worker: 0,
     });
     let mut now = epoch();
     // Several datagrams per input, separated by a marker, so transactions see retransmissions.

@@ -22,6 +22,9 @@ use crate::admin::{metrics, AdminHandle};
 use crate::clock::unix_ms;
 use crate::config::{self, Config, ConfigError};
 use crate::media::{MediaControl, MediaCounters, MediaWorker};
+use crate::signalling::SwitchLinks;
+use crate::store::calls::CallRecorder;
+use mgw_core::call::CallConfig;
 use crate::provisioning::{api, Provisioning};
 use crate::signalling::{SipCounters, SipWorker};
 use crate::store::db::Db;
@@ -36,6 +39,7 @@ pub struct GatewayHandle {
     engine: SharedEngine,
     media: Arc<Mutex<Option<mgw_engine::MediaHandle>>>,
     media_control: MediaControl,
+    recorder: Option<CallRecorder>,
     journal: Option<Journal>,
     backend: String,
     listeners: Vec<ListenAddr>,
@@ -84,6 +88,9 @@ impl GatewayHandle {
             .take();
         if let Some(m) = media {
             m.shutdown();
+        }
+        if let Some(r) = self.recorder.take() {
+            r.close();
         }
         // After the workers: every change they made is queued, so nothing is lost.
         if let Some(j) = self.journal.take() {
@@ -197,6 +204,41 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         location: location.clone(),
         nonce_counts: Arc::new(NonceCounts::new()),
         admission,
+        calls: CallConfig {
+            domain: config.sip.domain.clone(),
+            local: config.sip_advertised(),
+            server: config.sip.user_agent.clone(),
+            no_answer: Duration::from_secs(config.calls.no_answer_s),
+            dial_plan: config.dial_plan(),
+            t1: config.sip.t1(),
+            t2: config.sip.t2(),
+        },
+        worker: 0,
+    };
+    // Media first: the SIP workers anchor calls on it.
+    let media_counters: Arc<Vec<Arc<MediaCounters>>> = Arc::new(
+        (0..config.engine.workers.max(1))
+            .map(|_| Arc::new(MediaCounters::default()))
+            .collect(),
+    );
+    let (media, media_control) = start_media(config, media_counters.clone())?;
+    let recorder = CallRecorder::start(&config.store.dir)?;
+    let mailboxes: Arc<std::sync::OnceLock<Vec<mgw_engine::Mailbox>>> =
+        Arc::new(std::sync::OnceLock::new());
+    let udp = |v6: bool| {
+        config
+            .sip
+            .listen
+            .iter()
+            .find(|l| l.transport == config::Transport::Udp && l.addr.is_ipv6() == v6)
+            .map(|l| l.addr)
+    };
+    let links = SwitchLinks {
+        media: media_control.clone(),
+        mailboxes: mailboxes.clone(),
+        calls: recorder.log(),
+        udp_v4: udp(false),
+        udp_v6: udp(true),
     };
     let engine_cfg = mgw_engine::EngineConfig {
         workers: config.engine.workers,
@@ -226,10 +268,13 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     let per_worker = counters.clone();
     let workers = engine_cfg.workers.max(1);
     let engine = Engine::start(engine_cfg, move |worker| {
-        let mut w = SipWorker::new(
-            endpoint_cfg.clone(),
+        let mut cfg = endpoint_cfg.clone();
+        cfg.worker = worker as u16;
+        let mut w = SipWorker::switching(
+            cfg,
             per_worker[worker % per_worker.len()].clone(),
             journal_tx.clone(),
+            links.clone(),
         );
         // Restored bindings are spread over the workers' expiry wheels.
         for (i, (user, b)) in loaded.iter().enumerate() {
@@ -245,13 +290,10 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         engine.workers(),
         engine.backend()
     );
+    let _ = mailboxes.set((0..engine.workers()).map(|w| engine.mailbox(w)).collect());
     admin.with_router(|r| api::routes(r, &provisioning));
-    let media_counters: Arc<Vec<Arc<MediaCounters>>> = Arc::new(
-        (0..config.engine.workers.max(1))
-            .map(|_| Arc::new(MediaCounters::default()))
-            .collect(),
-    );
-    let (media, media_control) = start_media(config, media_counters.clone())?;
+    let active = recorder.active();
+    admin.with_router(|r| crate::provisioning::api::call_routes(r, active));
     log::info!(
         "media relay: {} worker(s), {} backend, ports {}, SDP address {}{}",
         media.workers(),
@@ -267,6 +309,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     let handle = GatewayHandle {
         media: media.clone(),
         media_control: media_control.clone(),
+        recorder: Some(recorder),
         journal: Some(journal),
         backend: engine.backend().to_string(),
         listeners: engine.local_addrs(),

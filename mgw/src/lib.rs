@@ -3,6 +3,9 @@
 //! The binary (`main.rs`) is a one-liner; everything lives in this library so
 //! integration tests and the gateway wiring can reach it.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod admin_cli;
 pub mod alloc;

@@ -87,6 +87,11 @@ enum Request {
         call_id: String,
         reply: Reply<CallInfo>,
     },
+    /// Query, then delete: a call's final counters.
+    Finish {
+        call_id: String,
+        reply: Reply<CallInfo>,
+    },
 }
 
 /// The in-process control of the media engine, for the B2BUA: the same offer / answer /
@@ -194,6 +199,17 @@ impl MediaControl {
         );
     }
 
+    /// Ends the call's media; the reply has its final counters and codecs.
+    pub fn finish(&self, call_id: &str, reply: Reply<CallInfo>) {
+        self.post(
+            call_id,
+            Request::Finish {
+                call_id: call_id.into(),
+                reply,
+            },
+        );
+    }
+
     pub fn offer_blocking(
         &self,
         call_id: &str,
@@ -236,7 +252,7 @@ fn fail(req: Request, e: MediaError) {
     match req {
         Request::Offer { reply, .. } | Request::Answer { reply, .. } => reply(Err(e)),
         Request::Delete { reply, .. } => reply(Err(e)),
-        Request::Query { reply, .. } => reply(Err(e)),
+        Request::Query { reply, .. } | Request::Finish { reply, .. } => reply(Err(e)),
     }
 }
 
@@ -386,6 +402,11 @@ impl MediaHandler for MediaWorker {
             }
             Request::Query { call_id, reply } => {
                 reply(sessions.query(&call_id, relay, now).map_err(err))
+            }
+            Request::Finish { call_id, reply } => {
+                let info = sessions.query(&call_id, relay, now);
+                let _ = sessions.delete(&call_id, relay, pool);
+                reply(info.map_err(err))
             }
         }
         self.sync_ports(ports);

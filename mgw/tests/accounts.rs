@@ -89,8 +89,8 @@ fn floating_licences_over_sip() {
         (Some(1), Some(0))
     );
 
-    // Alice's first call claims the only licence (no call switching yet: 480 after admission).
-    assert_eq!(alice.invite("201").status, 480);
+    // Alice's first call claims the only licence. Nobody has 201: admitted, then 404.
+    assert_eq!(alice.invite("201").status, 404);
     assert_eq!(holders(&s), ["alice"]);
     assert!(licences(&s)["holders"][0]["since"].as_str().is_some());
     // Bob: emergency calls only.
@@ -101,9 +101,10 @@ fn floating_licences_over_sip() {
         "{refused:?}"
     );
     for n in ["110", "112", "911", "999"] {
+        // No emergency route is configured and nobody has the number: admitted, then 404.
         assert_eq!(
             bob.invite(n).status,
-            480,
+            404,
             "emergency {n} must pass admission"
         );
     }
@@ -117,7 +118,7 @@ fn floating_licences_over_sip() {
     // Alice logs off: the licence is free at once and Bob gets it.
     assert_eq!(alice.register(0), 200);
     assert!(holders(&s).is_empty());
-    assert_eq!(bob.invite("201").status, 480);
+    assert_eq!(bob.invite("201").status, 404);
     assert_eq!(holders(&s), ["bob"]);
 
     // Reset licences (admin only): everybody re-claims on the next call.
@@ -128,7 +129,7 @@ fn floating_licences_over_sip() {
     assert_eq!(v["freed"], 1);
     assert!(holders(&s).is_empty());
     assert_eq!(alice.register(3600), 200);
-    assert_eq!(alice.invite("201").status, 480);
+    assert_eq!(alice.invite("201").status, 404);
     assert_eq!(holders(&s), ["alice"]);
 
     // Keepalive lapses: a profile bounds Alice's registration to 2 s; once it expires her
@@ -212,10 +213,12 @@ fn accounts_over_http_and_sip() {
         (a.status, a.reason.as_str()),
         (403, "Forbidden: account not yet enabled")
     );
-    assert_eq!(phone.invite("112").status, 480);
+    assert_eq!(phone.invite("112").status, 404, "admitted, then nobody has 112");
     let (status, v) = s.json(ACC, "POST", &format!("/api/v1/accounts/{id}/enable"), "");
     assert_eq!((status, v["state"].as_str()), (200, Some("enabled")));
-    assert_eq!(phone.invite("200").status, 480);
+    // Admitted; nobody is registered on 200.
+    let a = phone.invite("200");
+    assert_eq!((a.status, a.reason.as_str()), (480, "Temporarily Unavailable: no phone is registered on 200"));
 
     // Disabled: bindings dropped at once, REGISTER refused with 403.
     assert!(registered_users(&s).contains(&"carol".to_string()));

@@ -49,6 +49,7 @@ pub struct Config {
     pub licences: LicencesConfig,
     pub accounts: AccountsConfig,
     pub emergency: EmergencyConfig,
+    pub calls: CallsConfig,
     pub media: MediaConfig,
     /// `[[isdn]]` sections.
     pub isdn: Vec<IsdnConfig>,
@@ -138,6 +139,10 @@ pub struct SipConfig {
     pub tcp_max_connections: usize,
     /// User-Agent / Server header. Default `"mgw/<version>"`.
     pub user_agent: String,
+    /// `host:port` mgw writes into the Via and Contact of requests it sends (calls to phones).
+    /// Default: the first UDP listener's address, 127.0.0.1 when it listens on all addresses
+    /// (set it to the host's LAN address in a deployment).
+    pub advertise: Option<String>,
 }
 
 impl Default for SipConfig {
@@ -160,6 +165,7 @@ impl Default for SipConfig {
             tcp_idle_timeout_s: 600,
             tcp_max_connections: 4096,
             user_agent: default_user_agent(),
+            advertise: None,
         }
     }
 }
@@ -488,6 +494,59 @@ impl TrunkConfig {
     }
 }
 
+/// `[calls]`: the call switch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// Ringing this long without an answer ends the attempt with 480. Default 120.
+    pub no_answer_s: u64,
+    /// `[[calls.normalize]]`: the first rule whose `strip` starts the dialled number replaces
+    /// it with `prepend`. Default: none.
+    pub normalize: Vec<NormalizeRule>,
+    /// `[[calls.rule]]`: ordered dial-plan rules; the first whose prefix matches decides.
+    /// Numbers no rule claims ring the subscribers of that number. Default: none.
+    pub rule: Vec<DialRule>,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            no_answer_s: 120,
+            normalize: Vec::new(),
+            rule: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeRule {
+    pub strip: String,
+    #[serde(default)]
+    pub prepend: String,
+}
+
+/// One dial-plan rule: `prefix`, and one of `uri`, `trunk`, `reject` (a status), or
+/// `local = true`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialRule {
+    pub prefix: String,
+    /// Remove the prefix before routing. Default false.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    #[serde(default)]
+    pub local: bool,
+    pub uri: Option<String>,
+    pub trunk: Option<String>,
+    /// Digits put before the number sent to the trunk.
+    #[serde(default)]
+    pub prepend: String,
+    pub reject: Option<u16>,
+    /// Reason phrase of a rejection. Default: the status's standard phrase.
+    pub reason: Option<String>,
+}
+
 /// `[phonebook]`: short numbers for remote SIP addresses.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -621,6 +680,7 @@ impl Config {
     /// Semantic checks that serde's types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_engine()?;
+        self.validate_calls()?;
         self.validate_sip()?;
         self.validate_admin()?;
         if self.store.dir.as_os_str().is_empty() {
@@ -655,6 +715,103 @@ impl Config {
         self.validate_trunks(&mut prefixes)?;
         self.validate_phonebook(&mut prefixes)?;
         Ok(())
+    }
+
+    fn validate_calls(&self) -> Result<(), ConfigError> {
+        if self.calls.no_answer_s == 0 {
+            return Err(ConfigError::invalid(
+                "calls.no_answer_s",
+                0,
+                "must be at least 1 (seconds of ringing before 480)",
+            ));
+        }
+        for (i, r) in self.calls.rule.iter().enumerate() {
+            let targets = usize::from(r.local)
+                + usize::from(r.uri.is_some())
+                + usize::from(r.trunk.is_some())
+                + usize::from(r.reject.is_some());
+            if targets != 1 {
+                return Err(ConfigError::invalid(
+                    format!("calls.rule[{i}]"),
+                    &r.prefix,
+                    "needs exactly one of local = true, uri, trunk or reject",
+                ));
+            }
+            if let Some(s) = r.reject {
+                if !(400..=699).contains(&s) {
+                    return Err(ConfigError::invalid(
+                        format!("calls.rule[{i}].reject"),
+                        s,
+                        "must be a SIP failure status, 400 to 699",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The dial plan the call switch runs, from `[calls]` and `[emergency] route`.
+    pub fn dial_plan(&self) -> mgw_core::call::dialplan::DialPlan {
+        use mgw_core::call::dialplan::{DialPlan, Normalize, Rule, Target};
+        let target = |r: &DialRule| {
+            if let Some(u) = &r.uri {
+                Target::Uri(u.clone())
+            } else if let Some(t) = &r.trunk {
+                Target::Trunk {
+                    name: t.clone(),
+                    prepend: r.prepend.clone(),
+                }
+            } else if let Some(status) = r.reject {
+                Target::Reject {
+                    status,
+                    reason: r.reason.clone().unwrap_or_else(|| {
+                        mgw_core::call::default_reason(status).to_string()
+                    }),
+                }
+            } else {
+                Target::Local
+            }
+        };
+        DialPlan {
+            normalize: self
+                .calls
+                .normalize
+                .iter()
+                .map(|n| Normalize {
+                    strip: n.strip.clone(),
+                    prepend: n.prepend.clone(),
+                })
+                .collect(),
+            rules: self
+                .calls
+                .rule
+                .iter()
+                .map(|r| Rule {
+                    prefix: r.prefix.clone(),
+                    strip_prefix: r.strip_prefix,
+                    target: target(r),
+                })
+                .collect(),
+            emergency: self.emergency.route.clone().map(Target::Uri),
+        }
+    }
+
+    /// `sip.advertise`, or what the listeners suggest.
+    pub fn sip_advertised(&self) -> String {
+        if let Some(a) = &self.sip.advertise {
+            return a.clone();
+        }
+        let l = self
+            .sip
+            .listen
+            .iter()
+            .find(|l| l.transport == Transport::Udp)
+            .or(self.sip.listen.first());
+        match l {
+            Some(l) if l.addr.ip().is_unspecified() => format!("127.0.0.1:{}", l.addr.port()),
+            Some(l) => l.addr.to_string(),
+            None => format!("127.0.0.1:{DEFAULT_SIP_PORT}"),
+        }
     }
 
     fn validate_registrar(&self) -> Result<(), ConfigError> {

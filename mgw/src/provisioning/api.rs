@@ -256,7 +256,9 @@ fn registrations(p: &Provisioning, user_filter: Option<&str>) -> Value {
     Value::Array(out)
 }
 
-/// Call records, newest first; `?limit=N` (default 100, at most 10 000).
+/// Call records, newest first. Filters: `limit` (default 100, at most 10 000), `caller`,
+/// `callee` (numbers, exact), `since` and `until` (ms since the UNIX epoch, on the start time),
+/// `status` (final status towards the caller).
 fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json, ApiError> {
     let limit = match req.query("limit") {
         None => 100,
@@ -268,36 +270,94 @@ fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json
                 ApiError::bad_request(format!("limit {l:?} is not a number from 1 to 10000"))
             })?,
     };
+    let number = |name: &str| -> Result<Option<i64>, ApiError> {
+        req.query(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("{name} {v:?} is not a whole number"))
+                })
+            })
+            .transpose()
+    };
+    let (since, until, status) = (number("since")?, number("until")?, number("status")?);
+    let (caller, callee) = (req.query("caller"), req.query("callee"));
     let conn = p.db().conn();
     let mut stmt = conn
         .prepare(
             "SELECT id, account_id, caller, callee, direction, started_ms, answered_ms, ended_ms,
-                    cause, status
-             FROM cdrs WHERE ?1 IS NULL OR account_id = ?1 ORDER BY started_ms DESC, id DESC LIMIT ?2",
+                    cause, status, call_id, caller_user, callee_user, callee_account, dialled,
+                    emergency, q850, codec_caller, codec_callee, packets_caller, packets_callee
+             FROM cdrs
+             WHERE (?1 IS NULL OR account_id = ?1) AND (?3 IS NULL OR caller = ?3)
+               AND (?4 IS NULL OR callee = ?4) AND (?5 IS NULL OR started_ms >= ?5)
+               AND (?6 IS NULL OR started_ms < ?6) AND (?7 IS NULL OR status = ?7)
+             ORDER BY started_ms DESC, id DESC LIMIT ?2",
         )
         .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     let rows = stmt
-        .query_map(params![account, limit], |r| {
-            let started: i64 = r.get(5)?;
-            let answered: Option<i64> = r.get(6)?;
-            let ended: i64 = r.get(7)?;
-            Ok(json!({
-                "id": r.get::<_, i64>(0)?,
-                "account_id": r.get::<_, Option<u32>>(1)?,
-                "caller": r.get::<_, String>(2)?,
-                "callee": r.get::<_, String>(3)?,
-                "direction": r.get::<_, String>(4)?,
-                "started_at": rfc3339(started as u64),
-                "answered_at": answered.map(|a| rfc3339(a as u64)),
-                "ended_at": rfc3339(ended as u64),
-                "duration_s": answered.map_or(0, |a| (ended - a).max(0) / 1000),
-                "cause": r.get::<_, String>(8)?,
-                "status": r.get::<_, Option<u16>>(9)?,
-            }))
-        })
+        .query_map(
+            params![account, limit, caller, callee, since, until, status],
+            |r| {
+                let started: i64 = r.get(5)?;
+                let answered: Option<i64> = r.get(6)?;
+                let ended: i64 = r.get(7)?;
+                Ok(json!({
+                    "id": r.get::<_, i64>(0)?,
+                    "account_id": r.get::<_, Option<u32>>(1)?,
+                    "caller": r.get::<_, String>(2)?,
+                    "callee": r.get::<_, String>(3)?,
+                    "direction": r.get::<_, String>(4)?,
+                    "started_at": rfc3339(started as u64),
+                    "answered_at": answered.map(|a| rfc3339(a as u64)),
+                    "ended_at": rfc3339(ended as u64),
+                    "duration_s": answered.map_or(0, |a| (ended - a).max(0) / 1000),
+                    "cause": r.get::<_, String>(8)?,
+                    "status": r.get::<_, Option<u16>>(9)?,
+                    "call_id": r.get::<_, Option<String>>(10)?,
+                    "caller_user": r.get::<_, Option<String>>(11)?,
+                    "callee_user": r.get::<_, Option<String>>(12)?,
+                    "callee_account_id": r.get::<_, Option<u32>>(13)?,
+                    "dialled": r.get::<_, Option<String>>(14)?,
+                    "emergency": r.get::<_, bool>(15)?,
+                    "q850_cause": r.get::<_, Option<u8>>(16)?,
+                    "codec_caller": r.get::<_, Option<String>>(17)?,
+                    "codec_callee": r.get::<_, Option<String>>(18)?,
+                    "packets_from_caller": r.get::<_, Option<i64>>(19)?,
+                    "packets_from_callee": r.get::<_, Option<i64>>(20)?,
+                }))
+            },
+        )
         .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     let out: Vec<Value> = rows
         .collect::<Result<_, _>>()
         .map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    Ok(Json::ok(Value::Array(out)))
+    ok(out)
+}
+
+/// `GET /api/v1/calls`: calls in progress, oldest first.
+pub fn call_routes(r: &mut Router, active: Arc<crate::store::calls::ActiveCalls>) {
+    r.get("/api/v1/calls", Role::Viewer, move |_| {
+        let now = unix_ms();
+        let calls: Vec<Value> = active
+            .list()
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "caller": c.caller_number,
+                    "caller_user": c.caller_user,
+                    "account_id": c.caller_account,
+                    "dialled": c.dialled,
+                    "callee": c.callee,
+                    "callee_account_id": c.callee_account,
+                    "emergency": c.emergency,
+                    "state": if c.answered_ms.is_some() { "answered" } else { "ringing" },
+                    "started_at": rfc3339(c.started_ms),
+                    "answered_at": c.answered_ms.map(rfc3339),
+                    "duration_s": c.answered_ms.map_or(0, |a| now.saturating_sub(a) / 1000),
+                })
+            })
+            .collect();
+        ok(calls)
+    });
 }

@@ -92,6 +92,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX cdrs_by_account ON cdrs(account_id, started_ms);
     "#,
+    // 2: what the call switch records of each call (issue 6).
+    r#"
+    ALTER TABLE cdrs ADD COLUMN call_id TEXT;
+    ALTER TABLE cdrs ADD COLUMN caller_user TEXT;
+    ALTER TABLE cdrs ADD COLUMN callee_user TEXT;
+    ALTER TABLE cdrs ADD COLUMN callee_account INTEGER;
+    ALTER TABLE cdrs ADD COLUMN dialled TEXT;
+    ALTER TABLE cdrs ADD COLUMN emergency INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cdrs ADD COLUMN q850 INTEGER;
+    ALTER TABLE cdrs ADD COLUMN codec_caller TEXT;
+    ALTER TABLE cdrs ADD COLUMN codec_callee TEXT;
+    ALTER TABLE cdrs ADD COLUMN packets_caller INTEGER;
+    ALTER TABLE cdrs ADD COLUMN packets_callee INTEGER;
+    CREATE INDEX cdrs_by_started ON cdrs(started_ms);
+    "#,
 ];
 
 /// Why the store could not be opened or used.

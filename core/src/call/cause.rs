@@ -1,0 +1,109 @@
+//! ISDN (Q.850) cause values and SIP status codes, both ways, after RFC 3398 sections 7.2.4.1
+//! (SIP -> ISDN) and 8.2.6.1 (ISDN -> SIP). They travel in `Reason: Q.850;cause=N;text="..."`
+//! headers (RFC 3326) so a call cleared on an ISDN line tells the SIP side why, and the reverse.
+
+/// Q.850 cause of a SIP final response.
+pub fn q850_of_status(status: u16) -> u8 {
+    match status {
+        400 | 481 | 500 | 503 => 41,
+        401 | 402 | 403 | 407 | 603 => 21,
+        404 | 485 | 604 => 1,
+        405 => 63,
+        406 | 415 | 501 => 79,
+        408 | 504 => 102,
+        410 => 22,
+        480 => 18,
+        482 | 483 => 25,
+        484 => 28,
+        486 | 600 => 17,
+        487 => 16,
+        502 => 38,
+        606 => 58,
+        _ => 127,
+    }
+}
+
+/// SIP status for a Q.850 cause that ends a call before it is answered.
+pub fn status_of_q850(cause: u8) -> (u16, &'static str) {
+    match cause {
+        1..=3 | 26 => (404, "Not Found"),
+        17 => (486, "Busy Here"),
+        18 => (408, "Request Timeout"),
+        19..=20 | 31 => (480, "Temporarily Unavailable"),
+        21 | 55 | 57 | 87 => (403, "Forbidden"),
+        22 | 23 => (410, "Gone"),
+        27 => (502, "Bad Gateway"),
+        28 => (484, "Address Incomplete"),
+        29 | 79 => (501, "Not Implemented"),
+        34 | 38 | 41 | 42 | 47 | 58 | 88 => (503, "Service Unavailable"),
+        65 | 70 => (488, "Not Acceptable Here"),
+        102 => (504, "Server Time-out"),
+        16 => (480, "Temporarily Unavailable"),
+        _ => (500, "Server Internal Error"),
+    }
+}
+
+/// The text Q.850 gives a cause (the common ones), for `Reason` headers and call records.
+pub fn q850_text(cause: u8) -> &'static str {
+    match cause {
+        1 => "Unallocated number",
+        16 => "Normal call clearing",
+        17 => "User busy",
+        18 => "No user responding",
+        19 => "No answer from user",
+        21 => "Call rejected",
+        22 => "Number changed",
+        25 => "Exchange routing error",
+        28 => "Invalid number format",
+        31 => "Normal, unspecified",
+        34 => "No circuit/channel available",
+        38 => "Network out of order",
+        41 => "Temporary failure",
+        58 => "Bearer capability not presently available",
+        63 => "Service or option not available",
+        79 => "Service or option not implemented",
+        102 => "Recovery on timer expiry",
+        _ => "Interworking, unspecified",
+    }
+}
+
+/// A `Reason` header value (RFC 3326) for a Q.850 cause.
+pub fn reason_header(cause: u8) -> String {
+    format!("Q.850;cause={cause};text=\"{}\"", q850_text(cause))
+}
+
+/// The Q.850 cause in a `Reason` header value, if it carries one.
+pub fn parse_reason(value: &str) -> Option<u8> {
+    value.split(',').find_map(|r| {
+        let mut parts = r.split(';');
+        let proto = parts.next()?.trim();
+        if !proto.eq_ignore_ascii_case("Q.850") {
+            return None;
+        }
+        parts.find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("cause")
+                .then(|| v.trim().parse().ok())?
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3398_examples_both_ways() {
+        assert_eq!(q850_of_status(486), 17);
+        assert_eq!(q850_of_status(404), 1);
+        assert_eq!(q850_of_status(503), 41);
+        assert_eq!(status_of_q850(17).0, 486);
+        assert_eq!(status_of_q850(1).0, 404);
+        assert_eq!(status_of_q850(34).0, 503);
+        assert_eq!(status_of_q850(28).0, 484);
+        assert_eq!(parse_reason(&reason_header(34)), Some(34));
+        assert_eq!(parse_reason("SIP;cause=200;text=\"x\", Q.850 ; cause=17"), Some(17));
+        assert_eq!(parse_reason("SIP;cause=487"), None);
+    }
+}

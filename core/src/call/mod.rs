@@ -1,0 +1,1308 @@
+//! The call switch: a back-to-back user agent, sans-IO. Each call is two dialogs (the caller's,
+//! where mgw is the UAS, and the callee's, where mgw is the UAC) with their own Call-IDs, tags
+//! and CSeqs, so neither side sees the other's topology. Media is anchored on the media engine:
+//! the B2BUA asks for it with [`MediaRequest`]s (offer, answer, finish) and continues when the
+//! driver hands back the result ([`Calls::on_media`]), which keeps this module free of threads.
+//!
+//! A call belongs to the worker that received its INVITE. Tags and Call-IDs mgw creates carry
+//! the worker's number (`owner_of`), so a message that the kernel hands to another worker
+//! (SO_REUSEPORT hashes the callee's address, not the caller's) is passed to the owner.
+
+pub mod cause;
+pub mod dialog;
+pub mod dialplan;
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::admission::{Admission, CallPermit, Refusal};
+use crate::directory::{ChannelToken, LogOn};
+use crate::registrar::{LocationTable, Transport};
+use crate::sip::{HeaderName, Message, Method, ReplyContext, ResponseBuilder};
+use crate::transaction::{ClientTxId, ServerTxId, TransactionLayer};
+use dialog::Dialog;
+use dialplan::{DialPlan, Route};
+
+/// Settings of the call layer.
+#[derive(Clone, Debug)]
+pub struct CallConfig {
+    pub domain: String,
+    /// `host:port` mgw writes into its Via and Contact headers.
+    pub local: String,
+    pub server: String,
+    /// Ringing without an answer for this long: the forks are cancelled and the caller gets
+    /// 480 (no answer).
+    pub no_answer: Duration,
+    pub dial_plan: DialPlan,
+    /// RFC 3261 T1 and T2, for retransmitting a 2xx to the caller until it ACKs.
+    pub t1: Duration,
+    pub t2: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            domain: "mgw.local".into(),
+            local: "127.0.0.1:5060".into(),
+            server: "mgw".into(),
+            no_answer: Duration::from_secs(120),
+            dial_plan: DialPlan::default(),
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+        }
+    }
+}
+
+/// What the media engine is asked to do for a call (`call` is the media session's id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaOp {
+    /// `from_tag`'s SDP offer; the result is the SDP for the other side. `transcode`: offer the
+    /// other side mgw's codecs too (the first leg of a call).
+    Offer {
+        from_tag: String,
+        sdp: String,
+        transcode: bool,
+    },
+    /// The other side's answer; the result is the SDP for the offerer.
+    Answer { to_tag: String, sdp: String },
+    /// The call ended: counters back, session gone.
+    Finish,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaRequest {
+    pub ticket: u64,
+    pub call: String,
+    pub op: MediaOp,
+}
+
+/// Counters and codecs of a finished call's media.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MediaTotals {
+    pub packets_a_to_b: u64,
+    pub packets_b_to_a: u64,
+    pub codec_a: Option<String>,
+    pub codec_b: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaResult {
+    Sdp(String),
+    Finished(MediaTotals),
+    Failed(String),
+}
+
+/// A call's record (seed 003 "traffic detail"), complete when the call ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallRecord {
+    /// mgw's id of the call (also the media session's).
+    pub id: String,
+    pub caller_user: String,
+    pub caller_number: String,
+    pub caller_account: u32,
+    /// As dialled, and after normalisation.
+    pub dialled: String,
+    pub callee: String,
+    pub callee_user: Option<String>,
+    pub callee_account: Option<u32>,
+    pub emergency: bool,
+    pub started_ms: u64,
+    pub answered_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+    /// Final status towards the caller (200 for an answered call), and why it ended.
+    pub status: u16,
+    pub cause: String,
+    pub q850: u8,
+    pub media: MediaTotals,
+}
+
+/// Told to the driver: the call list and the call records come from these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallEvent {
+    Started(CallRecord),
+    Answered { id: String, at_ms: u64 },
+    Ended(CallRecord),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the media engine's offer for the callee.
+    Offering,
+    /// INVITEs out to the forks.
+    Ringing,
+    /// A fork answered; waiting for the media answer to send 200 to the caller.
+    Answering,
+    /// 200 sent to the caller (ACK may still be due).
+    Established,
+    /// Ended: waiting for the media engine's totals.
+    Ending,
+}
+
+#[derive(Debug)]
+struct Fork<A> {
+    invite: Vec<u8>,
+    user: String,
+    /// Final status, once one came.
+    done: Option<u16>,
+    dialog: Dialog<A>,
+}
+
+/// A re-INVITE or UPDATE from one side being relayed to the other.
+#[derive(Debug)]
+struct Pending {
+    from: Side,
+    method: &'static str,
+    server_tx: ServerTxId,
+    request: Vec<u8>,
+    source: SocketAddr,
+    client_tx: Option<ClientTxId>,
+    /// The other side's answer while the media engine turns it into the requester's.
+    answer: Option<(u16, Vec<u8>)>,
+}
+
+struct Call<A> {
+    name: String,
+    state: State,
+    /// The caller's INVITE and its transaction, while it is unanswered.
+    a_invite: Vec<u8>,
+    a_tx: ServerTxId,
+    a_source: SocketAddr,
+    a: Dialog<A>,
+    forks: Vec<Fork<A>>,
+    /// Index of the fork that answered.
+    winner: Option<usize>,
+    /// The 200 to the caller, retransmitted until its ACK.
+    a_2xx: Option<(Arc<[u8]>, Duration, Instant)>,
+    a_acked: bool,
+    sent_early_sdp: bool,
+    pending: Option<Pending>,
+    // Held for the call's life: dropping them frees the voice channels.
+    _permit: Option<CallPermit>,
+    _callee_channel: Option<ChannelToken>,
+    record: CallRecord,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Fork(usize),
+    /// A BYE or CANCEL: nothing waits for its answer.
+    Fire,
+    /// The relayed re-INVITE / UPDATE of `pending`.
+    Relay,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    ForkOffer,
+    EarlyAnswer(u16),
+    FinalAnswer,
+    RelayOffer,
+    RelayAnswer,
+    Finish,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Retransmit2xx,
+    NoAnswer,
+}
+
+/// Where a request to a registered contact goes, as the driver's address type.
+pub type MakeDest<A> = Box<dyn Fn(SocketAddr, Transport) -> A + Send>;
+
+/// Everything a call needs from the endpoint around it.
+pub struct CallContext<'a> {
+    pub admission: &'a Admission,
+    pub location: &'a LocationTable,
+    pub wall_ms: u64,
+}
+
+pub struct Calls<A> {
+    cfg: CallConfig,
+    worker: u16,
+    calls: HashMap<u64, Call<A>>,
+    /// (Call-ID, mgw's tag) of each dialog -> call and side.
+    dialogs: HashMap<(String, String), (u64, Side)>,
+    clients: HashMap<ClientTxId, (u64, Role)>,
+    /// The caller's INVITE transaction -> call, for CANCEL.
+    invites: HashMap<ServerTxId, u64>,
+    tickets: HashMap<u64, (u64, Purpose)>,
+    media: VecDeque<MediaRequest>,
+    events: VecDeque<CallEvent>,
+    timers: BinaryHeap<Reverse<(Instant, u64, TimerKind)>>,
+    make_dest: Option<MakeDest<A>>,
+    /// Messages sent outside transactions: ACKs of 2xx, the caller's 2xx retransmitted.
+    acks: VecDeque<(A, Vec<u8>)>,
+    next: u64,
+    random: RandomState,
+    buf: Vec<u8>,
+}
+
+/// Statuses ranked for the caller when every fork failed (RFC 3261 16.7 in spirit: a busy
+/// phone tells more than an unreachable one).
+fn rank(status: u16) -> u16 {
+    match status {
+        600..=699 => 0,
+        486 => 1,
+        480 => 3,
+        408 => 4,
+        _ => 2,
+    }
+}
+
+impl<A: Clone> Calls<A> {
+    /// `make_dest` turns a registered contact's address into the driver's address type;
+    /// without it no subscriber can be reached (a registrar-only endpoint).
+    pub fn new(cfg: CallConfig, worker: u16, make_dest: Option<MakeDest<A>>) -> Calls<A> {
+        Calls {
+            cfg,
+            worker,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            clients: HashMap::new(),
+            invites: HashMap::new(),
+            tickets: HashMap::new(),
+            media: VecDeque::new(),
+            events: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            make_dest,
+            acks: VecDeque::new(),
+            next: 1,
+            random: RandomState::new(),
+            buf: Vec::with_capacity(2048),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    pub fn poll_media(&mut self) -> Option<MediaRequest> {
+        self.media.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    fn token(&mut self) -> String {
+        let mut h = self.random.build_hasher();
+        h.write_u64(self.next);
+        self.next += 1;
+        format!("{:x}", h.finish())
+    }
+
+    /// A tag or id naming this worker, so [`owner_of`] finds it.
+    fn owned(&mut self, prefix: &str) -> String {
+        let t = self.token();
+        format!("{prefix}{:x}w{t}", self.worker)
+    }
+
+    fn branch(&mut self) -> String {
+        let t = self.token();
+        format!("z9hG4bK{t}")
+    }
+
+    fn via(&mut self, reliable: bool) -> String {
+        let b = self.branch();
+        let transport = if reliable { "TCP" } else { "UDP" };
+        format!("SIP/2.0/{transport} {};branch={b};rport", self.cfg.local)
+    }
+
+    fn contact(&self, reliable: bool) -> String {
+        let t = if reliable { ";transport=tcp" } else { "" };
+        format!("<sip:mgw@{}{t}>", self.cfg.local)
+    }
+
+    /// The earliest timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    // ---- a new call ----
+
+    /// An authenticated, admitted INVITE from `caller` (its server transaction is `tx_id`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        tx_id: ServerTxId,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        peer: A,
+        reliable: bool,
+        caller: &LogOn,
+        permit: CallPermit,
+        ctx: &CallContext<'_>,
+        now: Instant,
+    ) {
+        let dialled = msg
+            .request_uri()
+            .and_then(|u| u.user_decoded())
+            .unwrap_or_default()
+            .to_string();
+        let emergency = permit.emergency;
+        let number = self.cfg.dial_plan.normalise(&dialled);
+        let local_tag = self.owned("t");
+        let key = self.next;
+        self.next += 1;
+        let name = format!("c{:x}w{key:x}", self.worker);
+        let Some(a) = Dialog::as_uas(msg, &local_tag, peer.clone(), reliable) else {
+            return self.reply_to(tx, tx_id, msg, source, &local_tag, 400, "Bad Request: no From tag", &[], None, now);
+        };
+        // 100 Trying at once: forking and media setup take a moment.
+        self.reply_to(tx, tx_id, msg, source, &local_tag, 100, "Trying", &[], None, now);
+        let account = ctx.admission.directory.account(caller.account);
+        let record = CallRecord {
+            id: name.clone(),
+            caller_user: caller.user.to_string(),
+            caller_number: caller.number.to_string(),
+            caller_account: caller.account,
+            dialled: dialled.clone(),
+            callee: number.clone(),
+            emergency,
+            started_ms: ctx.wall_ms,
+            ..CallRecord::default()
+        };
+        let route = if self.make_dest.is_none() {
+            Route::Reject {
+                status: 480,
+                reason: "Temporarily Unavailable: calls are not switched here".into(),
+            }
+        } else {
+            self.cfg.dial_plan.route(&number, emergency)
+        };
+        let targets = match route {
+            Route::Local(n) => self.local_targets(&n, ctx),
+            Route::Uri(u) => uri_target(&u).map(|d| {
+                vec![Target {
+                    uri: u.clone(),
+                    dest: d,
+                    transport: Transport::Udp,
+                    user: u.clone(),
+                    path: Vec::new(),
+                }]
+            }).ok_or((503, format!("Service Unavailable: cannot reach {u} (only IP addresses are routed yet)"))).map(|t| (t, None)),
+            Route::Trunk { name, .. } => Err((
+                503,
+                format!("Service Unavailable: trunk {name} is not configured"),
+            )),
+            Route::Reject { status, reason } => Err((status, reason)),
+        };
+        let (targets, callee) = match targets {
+            Ok(t) => t,
+            Err((status, reason)) => {
+                let mut record = record;
+                record.status = status;
+                record.cause = reason.clone();
+                record.q850 = cause::q850_of_status(status);
+                record.ended_ms = Some(ctx.wall_ms);
+                self.events.push_back(CallEvent::Ended(record));
+                let q = cause::reason_header(cause::q850_of_status(status));
+                return self.reply_to(tx, tx_id, msg, source, &local_tag, status, &reason, &[("Reason", &q)], None, now);
+            }
+        };
+        let (callee_account, callee_channel) = callee.unzip();
+        let mut record = record;
+        record.callee_account = callee_account;
+        let main = account.as_ref().map_or_else(|| caller.number.to_string(), |a| a.main_number.to_string());
+        let caller_id = account
+            .as_ref()
+            .map_or(main.clone(), |a| a.caller_id_for(&number).unwrap_or(&main).to_string());
+        let b_call_id = format!("{}@mgw", self.owned("b"));
+        let b_tag = self.owned("f");
+        let sdp = (!msg.body.is_empty()).then(|| String::from_utf8_lossy(msg.body).into_owned());
+        let mut forks = Vec::new();
+        let Some(make_dest) = &self.make_dest else {
+            return;
+        };
+        for t in targets {
+            let dialog = Dialog {
+                call_id: b_call_id.clone(),
+                local_tag: b_tag.clone(),
+                remote_tag: String::new(),
+                local_uri: format!("\"{caller_id}\" <sip:{caller_id}@{}>", self.cfg.domain),
+                remote_uri: format!("<sip:{number}@{}>", self.cfg.domain),
+                remote_target: t.uri.clone(),
+                route_set: t.path.clone(),
+                local_cseq: 0,
+                remote_cseq: None,
+                peer: make_dest(t.dest, t.transport),
+                reliable: t.transport == Transport::Tcp,
+            };
+            forks.push(Fork {
+                invite: Vec::new(),
+                user: t.user,
+                done: None,
+                dialog,
+            });
+        }
+        self.events.push_back(CallEvent::Started(record.clone()));
+        let call = Call {
+            name: name.clone(),
+            state: State::Offering,
+            a_invite: msg.raw.to_vec(),
+            a_tx: tx_id,
+            a_source: source,
+            a,
+            forks,
+            winner: None,
+            a_2xx: None,
+            a_acked: false,
+            sent_early_sdp: false,
+            pending: None,
+            _permit: Some(permit),
+            _callee_channel: callee_channel,
+            record,
+        };
+        self.dialogs
+            .insert((call.a.call_id.clone(), local_tag.clone()), (key, Side::A));
+        self.dialogs.insert((b_call_id, b_tag), (key, Side::B));
+        self.invites.insert(tx_id, key);
+        self.calls.insert(key, call);
+        self.timers
+            .push(Reverse((now + self.cfg.no_answer, key, TimerKind::NoAnswer)));
+        match sdp {
+            Some(sdp) => {
+                let from_tag = self.calls[&key].a.remote_tag.clone();
+                self.ask_media(key, Purpose::ForkOffer, MediaOp::Offer { from_tag, sdp, transcode: true });
+            }
+            None => self.fail(tx, key, 488, "Not Acceptable Here: an INVITE without SDP (delayed offer) is not supported", now),
+        }
+    }
+
+    /// The subscribers of `number` to ring: every binding of every registered log-on on it.
+    #[allow(clippy::type_complexity)]
+    fn local_targets(
+        &self,
+        number: &str,
+        ctx: &CallContext<'_>,
+    ) -> Result<(Vec<Target>, Option<(u32, ChannelToken)>), (u16, String)> {
+        if self.make_dest.is_none() {
+            return Err((480, "Temporarily Unavailable: calls are not switched here".into()));
+        }
+        let users = ctx.location.users_of_number(number);
+        let Some(first) = users.iter().find_map(|u| ctx.admission.directory.get(u)) else {
+            return Err((404, format!("Not Found: no subscriber has number {number}")));
+        };
+        let channel = ctx.admission.incoming(&first).map_err(|r| match r {
+            Refusal::ChannelsBusy { .. } => (
+                486,
+                "Busy Here: every voice channel of the called account is in use".to_string(),
+            ),
+            _ => (
+                480,
+                "Temporarily Unavailable: the called account is not active".to_string(),
+            ),
+        })?;
+        let mut targets = Vec::new();
+        for (user, record) in ctx.location.lookup_number(number) {
+            for b in &record.bindings {
+                targets.push(Target {
+                    uri: b.contact.to_string(),
+                    dest: b.source,
+                    transport: b.transport,
+                    user: user.to_string(),
+                    path: b.path.iter().map(|p| p.to_string()).collect(),
+                });
+            }
+        }
+        if targets.is_empty() {
+            return Err((
+                480,
+                format!("Temporarily Unavailable: no phone is registered on {number}"),
+            ));
+        }
+        Ok((targets, Some((first.account, channel))))
+    }
+
+    fn ask_media(&mut self, key: u64, purpose: Purpose, op: MediaOp) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let ticket = self.next;
+        self.next += 1;
+        self.tickets.insert(ticket, (key, purpose));
+        self.media.push_back(MediaRequest {
+            ticket,
+            call: call.name.clone(),
+            op,
+        });
+    }
+
+    /// The media engine's answer to a [`MediaRequest`].
+    pub fn on_media(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        ticket: u64,
+        result: MediaResult,
+        wall_ms: u64,
+        now: Instant,
+    ) {
+        let Some((key, purpose)) = self.tickets.remove(&ticket) else {
+            return;
+        };
+        if purpose == Purpose::Finish {
+            if let Some(mut call) = self.remove(key) {
+                if let MediaResult::Finished(t) = result {
+                    call.record.media = t;
+                }
+                call.record.ended_ms.get_or_insert(wall_ms);
+                self.events.push_back(CallEvent::Ended(call.record));
+            }
+            return;
+        }
+        let sdp = match result {
+            MediaResult::Sdp(s) => s,
+            MediaResult::Failed(why) => {
+                let reason = format!("Not Acceptable Here: {why}");
+                return match purpose {
+                    Purpose::RelayOffer | Purpose::RelayAnswer => self.fail_pending(tx, key, 488, &reason, now),
+                    _ => self.fail(tx, key, 488, &reason, now),
+                };
+            }
+            MediaResult::Finished(_) => return,
+        };
+        match purpose {
+            Purpose::ForkOffer => self.send_forks(tx, key, &sdp, now),
+            Purpose::EarlyAnswer(status) => self.early_to_a(tx, key, status, &sdp, now),
+            Purpose::FinalAnswer => self.answer_a(tx, key, &sdp, wall_ms, now),
+            Purpose::RelayOffer => self.relay_out(tx, key, &sdp, now),
+            Purpose::RelayAnswer => self.relay_back(tx, key, &sdp, now),
+            Purpose::Finish => {}
+        }
+    }
+
+    fn send_forks(&mut self, tx: &mut TransactionLayer<A>, key: u64, sdp: &str, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != State::Offering {
+            return;
+        }
+        let pai = format!("<sip:{}@{}>", call.record.caller_number, self.cfg.domain);
+        let n = call.forks.len();
+        for i in 0..n {
+            let reliable = self.calls[&key].forks[i].dialog.reliable;
+            let via = self.via(reliable);
+            let contact = self.contact(reliable);
+            let mut buf = std::mem::take(&mut self.buf);
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            let fork = &mut call.forks[i];
+            fork.dialog.request(
+                &mut buf,
+                "INVITE",
+                &via,
+                &contact,
+                &[
+                    ("P-Asserted-Identity", &pai),
+                    ("Allow", crate::uas::ALLOW),
+                    ("Supported", "replaces, timer"),
+                    ("User-Agent", &self.cfg.server),
+                ],
+                Some(("application/sdp", sdp.as_bytes())),
+            );
+            fork.invite = buf.clone();
+            let dest = fork.dialog.peer.clone();
+            match tx.send_request(buf.clone(), dest, reliable, now) {
+                Ok(id) => {
+                    self.clients.insert(id, (key, Role::Fork(i)));
+                }
+                Err(_) => fork.done = Some(503),
+            }
+            self.buf = buf;
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.state = State::Ringing;
+        }
+        self.check_forks(tx, key, now);
+    }
+
+    // ---- responses from the callee side ----
+
+    /// A response the transaction layer passed up for client transaction `id`.
+    pub fn on_response(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        id: ClientTxId,
+        msg: &Message<'_>,
+        wall_ms: u64,
+        now: Instant,
+    ) {
+        let Some(&(key, role)) = self.clients.get(&id) else {
+            return;
+        };
+        let Some(status) = msg.status() else {
+            return;
+        };
+        if status >= 200 {
+            self.clients.remove(&id);
+        }
+        match role {
+            Role::Fire => {}
+            Role::Fork(i) => self.fork_response(tx, key, i, status, msg, wall_ms, now),
+            Role::Relay => self.relay_response(tx, key, status, msg, now),
+        }
+    }
+
+    /// A client transaction timed out (no final response): as a 408.
+    pub fn on_client_timeout(&mut self, tx: &mut TransactionLayer<A>, id: ClientTxId, now: Instant) {
+        let Some((key, role)) = self.clients.remove(&id) else {
+            return;
+        };
+        match role {
+            Role::Fork(i) => {
+                if let Some(f) = self.calls.get_mut(&key).and_then(|c| c.forks.get_mut(i)) {
+                    f.done = Some(408);
+                }
+                self.check_forks(tx, key, now);
+            }
+            Role::Relay => self.fail_pending(tx, key, 408, "Request Timeout", now),
+            Role::Fire => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fork_response(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        i: usize,
+        status: u16,
+        msg: &Message<'_>,
+        wall_ms: u64,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if status == 100 {
+            return;
+        }
+        let has_sdp = !msg.body.is_empty();
+        if let Some(f) = call.forks.get_mut(i) {
+            f.dialog.confirm_as_uac(msg);
+        }
+        if status < 200 {
+            if call.state != State::Ringing {
+                return;
+            }
+            if has_sdp && !call.sent_early_sdp {
+                call.sent_early_sdp = true;
+                let to_tag = call.forks[i].dialog.remote_tag.clone();
+                let sdp = String::from_utf8_lossy(msg.body).into_owned();
+                return self.ask_media(key, Purpose::EarlyAnswer(status), MediaOp::Answer { to_tag, sdp });
+            }
+            let reason = msg.reason().unwrap_or("Ringing").to_string();
+            let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+            if let Ok(m) = Message::parse(&invite) {
+                self.reply_to(tx, tx_id, &m, src, &tag, status, &reason, &[], None, now);
+            }
+            return;
+        }
+        if status < 300 {
+            // Every 2xx is acknowledged, even one that comes too late to win.
+            let (ack_from, invite) = (call.forks[i].dialog.clone(), call.forks[i].invite.clone());
+            self.ack(ack_from, &invite);
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            if call.winner.is_some_and(|w| w != i) || call.state != State::Ringing {
+                if call.winner != Some(i) {
+                    // A second phone answered: it is hung up at once.
+                    let d = call.forks[i].dialog.clone();
+                    self.bye(tx, d, 16, now);
+                }
+                return;
+            }
+            call.winner = Some(i);
+            call.forks[i].done = Some(status);
+            call.state = State::Answering;
+            call.record.callee_user = Some(call.forks[i].user.clone());
+            call.record.answered_ms = Some(wall_ms);
+            self.cancel_forks(tx, key, Some(i), now);
+            let Some(call) = self.calls.get(&key) else {
+                return;
+            };
+            let to_tag = call.forks[i].dialog.remote_tag.clone();
+            let sdp = String::from_utf8_lossy(msg.body).into_owned();
+            if sdp.is_empty() {
+                return self.end(tx, key, 488, "Not Acceptable Here: the answer has no SDP", true, now);
+            }
+            return self.ask_media(key, Purpose::FinalAnswer, MediaOp::Answer { to_tag, sdp });
+        }
+        if let Some(f) = call.forks.get_mut(i) {
+            f.done = Some(status);
+        }
+        // A callee that declines (6xx) ends the search at once (RFC 3261 16.7 step 5).
+        if status >= 600 {
+            self.cancel_forks(tx, key, None, now);
+            if let Some(call) = self.calls.get_mut(&key) {
+                for f in &mut call.forks {
+                    f.done.get_or_insert(487);
+                }
+                call.forks[i].done = Some(status);
+            }
+        }
+        self.check_forks(tx, key, now);
+    }
+
+    /// When every fork has failed, the caller gets the most telling failure.
+    fn check_forks(&mut self, tx: &mut TransactionLayer<A>, key: u64, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != State::Ringing || call.forks.iter().any(|f| f.done.is_none()) {
+            return;
+        }
+        let best = call
+            .forks
+            .iter()
+            .filter_map(|f| f.done)
+            .min_by_key(|&s| (rank(s), s))
+            .unwrap_or(480);
+        let (status, reason) = match best {
+            408 => (480, "Temporarily Unavailable: no answer".to_string()),
+            486 | 600 => (486, "Busy Here".to_string()),
+            s => (s, default_reason(s).to_string()),
+        };
+        self.fail(tx, key, status, &reason, now);
+    }
+
+    fn early_to_a(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, sdp: &str, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != State::Ringing {
+            return;
+        }
+        let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+        let contact = self.contact(call.a.reliable);
+        if let Ok(m) = Message::parse(&invite) {
+            self.reply_to(tx, tx_id, &m, src, &tag, status, default_reason(status), &[("Contact", &contact)], Some(sdp), now);
+        }
+    }
+
+    fn answer_a(&mut self, tx: &mut TransactionLayer<A>, key: u64, sdp: &str, wall_ms: u64, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != State::Answering {
+            return;
+        }
+        let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+        let contact = self.contact(call.a.reliable);
+        let Ok(m) = Message::parse(&invite) else {
+            return;
+        };
+        let mut bytes = Vec::with_capacity(1024);
+        ResponseBuilder::new(&mut bytes, &m, 200, "OK", ReplyContext { source: Some(src), to_tag: Some(&tag) })
+            .header("Contact", &contact)
+            .header("Allow", crate::uas::ALLOW)
+            .header("Server", &self.cfg.server)
+            .finish(Some("application/sdp"), sdp.as_bytes());
+        let _ = tx.respond(tx_id, 200, bytes.clone(), now);
+        let t1 = self.cfg.t1;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = State::Established;
+        call.a_2xx = Some((Arc::from(bytes), t1, now + t1 * 64));
+        let name = call.name.clone();
+        self.invites.remove(&tx_id);
+        self.timers.push(Reverse((now + t1, key, TimerKind::Retransmit2xx)));
+        self.events.push_back(CallEvent::Answered { id: name, at_ms: wall_ms });
+    }
+
+    // ---- requests from either side ----
+
+    /// Whether `msg` (a request with a To-tag, or an ACK) belongs to a call of this worker.
+    pub fn knows(&self, msg: &Message<'_>) -> bool {
+        self.dialog_of(msg).is_some()
+    }
+
+    fn dialog_of(&self, msg: &Message<'_>) -> Option<(u64, Side)> {
+        let call_id = msg.call_id()?;
+        let tag = msg.to()?.tag()?;
+        self.dialogs
+            .get(&(call_id.to_string(), tag.to_string()))
+            .copied()
+    }
+
+    /// An ACK for a 2xx (the transaction layer does not own those).
+    pub fn on_ack(&mut self, msg: &Message<'_>) {
+        let Some((key, Side::A)) = self.dialog_of(msg) else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.a_acked = true;
+            call.a_2xx = None;
+        }
+    }
+
+    /// A CANCEL for the caller's INVITE `invite_tx` (answered 200 by the endpoint).
+    pub fn on_cancel(&mut self, tx: &mut TransactionLayer<A>, invite_tx: ServerTxId, now: Instant) -> bool {
+        let Some(&key) = self.invites.get(&invite_tx) else {
+            return false;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return false;
+        };
+        if matches!(call.state, State::Established | State::Ending) {
+            return true;
+        }
+        self.fail(tx, key, 487, "Request Terminated", now);
+        true
+    }
+
+    /// An in-dialog request (server transaction `tx_id`) for a call of this worker.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_request(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        tx_id: ServerTxId,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        wall_ms: u64,
+        now: Instant,
+    ) {
+        let Some((key, side)) = self.dialog_of(msg) else {
+            return;
+        };
+        let Some(method) = msg.method() else {
+            return;
+        };
+        let tag = msg.to().and_then(|t| t.tag()).unwrap_or("").to_string();
+        match method {
+            Method::Bye => {
+                self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now);
+                let q = msg
+                    .header(HeaderName::Reason)
+                    .and_then(cause::parse_reason)
+                    .unwrap_or(16);
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.record.ended_ms = Some(wall_ms);
+                    call.record.q850 = q;
+                    call.record.status = 200;
+                    call.record.cause = format!(
+                        "{} hung up",
+                        if side == Side::A { "caller" } else { "callee" }
+                    );
+                }
+                let other = self.dialog_for(key, other_side(side));
+                if let Some(d) = other {
+                    self.bye(tx, d, q, now);
+                }
+                self.finish(key);
+            }
+            Method::Invite | Method::Update => {
+                let busy = self.calls.get(&key).is_none_or(|c| c.pending.is_some() || c.state != State::Established);
+                if busy {
+                    return self.reply_to(tx, tx_id, msg, source, &tag, 491, "Request Pending", &[("Retry-After", "1")], None, now);
+                }
+                if msg.body.is_empty() {
+                    // Nothing to anchor: a refresh (session timer) is answered here.
+                    return self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now);
+                }
+                let from_tag = msg.from().and_then(|f| f.tag()).unwrap_or("").to_string();
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.pending = Some(Pending {
+                        from: side,
+                        method: if method == Method::Invite { "INVITE" } else { "UPDATE" },
+                        server_tx: tx_id,
+                        request: msg.raw.to_vec(),
+                        source,
+                        client_tx: None,
+                        answer: None,
+                    });
+                }
+                let sdp = String::from_utf8_lossy(msg.body).into_owned();
+                self.ask_media(key, Purpose::RelayOffer, MediaOp::Offer { from_tag, sdp, transcode: false });
+            }
+            Method::Info | Method::Notify | Method::Options => {
+                self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now)
+            }
+            _ => self.reply_to(tx, tx_id, msg, source, &tag, 405, "Method Not Allowed", &[("Allow", crate::uas::ALLOW)], None, now),
+        }
+    }
+
+    /// The re-offer, anchored, goes to the other side.
+    fn relay_out(&mut self, tx: &mut TransactionLayer<A>, key: u64, sdp: &str, now: Instant) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(p) = &call.pending else {
+            return;
+        };
+        let (from, method) = (p.from, p.method);
+        let Some(mut d) = self.dialog_for(key, other_side(from)) else {
+            return;
+        };
+        let via = self.via(d.reliable);
+        let contact = self.contact(d.reliable);
+        let mut buf = Vec::with_capacity(1024);
+        d.request(&mut buf, method, &via, &contact, &[], Some(("application/sdp", sdp.as_bytes())));
+        let dest = d.peer.clone();
+        let reliable = d.reliable;
+        self.store_dialog(key, other_side(from), d);
+        match tx.send_request(buf, dest, reliable, now) {
+            Ok(id) => {
+                self.clients.insert(id, (key, Role::Relay));
+                if let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.as_mut()) {
+                    p.client_tx = Some(id);
+                }
+            }
+            Err(_) => self.fail_pending(tx, key, 500, "Server Internal Error", now),
+        }
+    }
+
+    fn relay_response(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, msg: &Message<'_>, now: Instant) {
+        if status < 200 {
+            return;
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(p) = &call.pending else {
+            return;
+        };
+        let (from, method) = (p.from, p.method);
+        let other = other_side(from);
+        if method == "INVITE" && status < 300 {
+            // The 2xx of a re-INVITE mgw sent is mgw's to acknowledge.
+            if let Some(d) = self.dialog_for(key, other) {
+                let mut d = d;
+                d.local_cseq = msg.cseq().map_or(d.local_cseq, |c| c.seq);
+                self.ack(d, &[]);
+            }
+        }
+        if status >= 300 {
+            let reason = msg.reason().unwrap_or("").to_string();
+            return self.fail_pending(tx, key, status, &reason, now);
+        }
+        let to_tag = match other {
+            Side::A => self.calls[&key].a.remote_tag.clone(),
+            Side::B => self.dialog_for(key, Side::B).map(|d| d.remote_tag).unwrap_or_default(),
+        };
+        if msg.body.is_empty() {
+            return self.fail_pending(tx, key, 488, "Not Acceptable Here: the answer has no SDP", now);
+        }
+        if let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.as_mut()) {
+            p.answer = Some((status, msg.raw.to_vec()));
+        }
+        let sdp = String::from_utf8_lossy(msg.body).into_owned();
+        self.ask_media(key, Purpose::RelayAnswer, MediaOp::Answer { to_tag, sdp });
+    }
+
+    fn relay_back(&mut self, tx: &mut TransactionLayer<A>, key: u64, sdp: &str, now: Instant) {
+        let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.take()) else {
+            return;
+        };
+        let tag = self.local_tag(key, p.from);
+        let contact = self.contact(false);
+        if let Ok(m) = Message::parse(&p.request) {
+            self.reply_to(tx, p.server_tx, &m, p.source, &tag, 200, "OK", &[("Contact", &contact)], Some(sdp), now);
+        }
+    }
+
+    fn fail_pending(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, reason: &str, now: Instant) {
+        let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.take()) else {
+            return;
+        };
+        let tag = self.local_tag(key, p.from);
+        let reason = if reason.is_empty() { default_reason(status) } else { reason };
+        if let Ok(m) = Message::parse(&p.request) {
+            self.reply_to(tx, p.server_tx, &m, p.source, &tag, status, reason, &[], None, now);
+        }
+    }
+
+    // ---- ending ----
+
+    /// Fails an unanswered call towards the caller and ends it.
+    fn fail(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, reason: &str, now: Instant) {
+        self.cancel_forks(tx, key, None, now);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if matches!(call.state, State::Established | State::Ending) {
+            return;
+        }
+        call.record.status = status;
+        call.record.cause = reason.to_string();
+        call.record.q850 = cause::q850_of_status(status);
+        let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+        let q = cause::reason_header(cause::q850_of_status(status));
+        if let Ok(m) = Message::parse(&invite) {
+            self.reply_to(tx, tx_id, &m, src, &tag, status, reason, &[("Reason", &q)], None, now);
+        }
+        self.finish(key);
+    }
+
+    /// Ends a call that reached a callee: BYE to whoever is in it.
+    fn end(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, reason: &str, bye_a: bool, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.record.status = status;
+        call.record.cause = reason.to_string();
+        call.record.q850 = cause::q850_of_status(status);
+        let answered_a = call.state == State::Established;
+        if let Some(d) = self.dialog_for(key, Side::B) {
+            self.bye(tx, d, cause::q850_of_status(status), now);
+        }
+        if bye_a && answered_a {
+            if let Some(d) = self.dialog_for(key, Side::A) {
+                self.bye(tx, d, cause::q850_of_status(status), now);
+            }
+        } else if !answered_a {
+            let Some(call) = self.calls.get(&key) else {
+                return;
+            };
+            let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+            if let Ok(m) = Message::parse(&invite) {
+                self.reply_to(tx, tx_id, &m, src, &tag, status, reason, &[], None, now);
+            }
+        }
+        self.finish(key);
+    }
+
+    /// The media engine is asked for the totals; the call record follows with them.
+    fn finish(&mut self, key: u64) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state == State::Ending {
+            return;
+        }
+        call.state = State::Ending;
+        call.a_2xx = None;
+        call.pending = None;
+        self.ask_media(key, Purpose::Finish, MediaOp::Finish);
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Call<A>> {
+        let call = self.calls.remove(&key)?;
+        self.dialogs.retain(|_, (k, _)| *k != key);
+        self.clients.retain(|_, (k, _)| *k != key);
+        self.invites.retain(|_, k| *k != key);
+        Some(call)
+    }
+
+    fn cancel_forks(&mut self, tx: &mut TransactionLayer<A>, key: u64, except: Option<usize>, now: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let mut cancels = Vec::new();
+        for (i, f) in call.forks.iter_mut().enumerate() {
+            if Some(i) == except || f.done.is_some() || f.invite.is_empty() {
+                continue;
+            }
+            f.done = Some(487);
+            let Ok(inv) = Message::parse(&f.invite) else {
+                continue;
+            };
+            let mut buf = Vec::with_capacity(512);
+            if crate::sip::builder::cancel_for(&mut buf, &inv) {
+                cancels.push((buf, f.dialog.peer.clone(), f.dialog.reliable));
+            }
+        }
+        for (buf, dest, reliable) in cancels {
+            if let Ok(id) = tx.send_request(buf, dest, reliable, now) {
+                self.clients.insert(id, (key, Role::Fire));
+            }
+        }
+    }
+
+    fn bye(&mut self, tx: &mut TransactionLayer<A>, mut d: Dialog<A>, q850: u8, now: Instant) {
+        let via = self.via(d.reliable);
+        let mut buf = Vec::with_capacity(512);
+        let reason = cause::reason_header(q850);
+        d.request(&mut buf, "BYE", &via, "", &[("Reason", &reason)], None);
+        let _ = tx.send_request(buf, d.peer.clone(), d.reliable, now);
+    }
+
+    /// The ACK of a 2xx, sent straight to the peer (it is no transaction: RFC 3261 13.2.2.4).
+    fn ack(&mut self, mut d: Dialog<A>, invite: &[u8]) {
+        if let Ok(inv) = Message::parse(invite) {
+            if let Some(c) = inv.cseq() {
+                d.local_cseq = c.seq;
+            }
+        }
+        let via = self.via(d.reliable);
+        let mut buf = Vec::with_capacity(512);
+        d.request(&mut buf, "ACK", &via, "", &[], None);
+        self.acks.push_back((d.peer, buf));
+    }
+
+    /// ACKs to send (no transaction carries them).
+    pub fn poll_direct(&mut self) -> Option<(A, Vec<u8>)> {
+        self.acks.pop_front()
+    }
+
+    fn dialog_for(&self, key: u64, side: Side) -> Option<Dialog<A>> {
+        let call = self.calls.get(&key)?;
+        match side {
+            Side::A => Some(call.a.clone()),
+            Side::B => call.winner.and_then(|w| call.forks.get(w)).map(|f| f.dialog.clone()),
+        }
+    }
+
+    fn store_dialog(&mut self, key: u64, side: Side, d: Dialog<A>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match side {
+            Side::A => call.a = d,
+            Side::B => {
+                if let Some(f) = call.winner.and_then(|w| call.forks.get_mut(w)) {
+                    f.dialog = d;
+                }
+            }
+        }
+    }
+
+    fn local_tag(&self, key: u64, side: Side) -> String {
+        self.dialog_for(key, side).map(|d| d.local_tag).unwrap_or_default()
+    }
+
+    /// Timers: the caller's 2xx retransmitted until its ACK (giving up ends the call), and
+    /// ringing without answer.
+    pub fn on_timeout(&mut self, tx: &mut TransactionLayer<A>, now: Instant) {
+        while let Some(Reverse((at, key, kind))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match kind {
+                TimerKind::NoAnswer => {
+                    if self.calls.get(&key).is_some_and(|c| matches!(c.state, State::Ringing | State::Offering)) {
+                        self.fail(tx, key, 480, "Temporarily Unavailable: no answer", now);
+                    }
+                }
+                TimerKind::Retransmit2xx => {
+                    let t2 = self.cfg.t2;
+                    let Some(call) = self.calls.get_mut(&key) else {
+                        continue;
+                    };
+                    let Some((bytes, interval, give_up)) = call.a_2xx.clone() else {
+                        continue;
+                    };
+                    if now >= give_up {
+                        call.a_2xx = None;
+                        self.end(tx, key, 408, "Request Timeout: the caller never acknowledged the answer", false, now);
+                        continue;
+                    }
+                    self.acks.push_back((call.a.peer.clone(), bytes.to_vec()));
+                    let next = (interval * 2).min(t2);
+                    call.a_2xx = Some((bytes, next, give_up));
+                    self.timers.push(Reverse((now + next, key, TimerKind::Retransmit2xx)));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reply_to(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        tx_id: ServerTxId,
+        req: &Message<'_>,
+        source: SocketAddr,
+        tag: &str,
+        status: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        let mut bytes = Vec::with_capacity(768);
+        let mut b = ResponseBuilder::new(&mut bytes, req, status, reason, ReplyContext { source: Some(source), to_tag: Some(tag) });
+        for (n, v) in headers {
+            b = b.header(n, v);
+        }
+        b = b.header("Server", &self.cfg.server);
+        match sdp {
+            Some(s) => b.finish(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(None, b""),
+        }
+        let _ = tx.respond(tx_id, status, bytes, now);
+    }
+}
+
+/// A resolved place to send a fork.
+struct Target {
+    uri: String,
+    dest: SocketAddr,
+    transport: Transport,
+    user: String,
+    path: Vec<String>,
+}
+
+fn other_side(s: Side) -> Side {
+    match s {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    }
+}
+
+/// `sip:user@192.0.2.9:5060` -> its address (names are not resolved here).
+fn uri_target(uri: &str) -> Option<SocketAddr> {
+    let u = crate::sip::Uri::parse(uri).ok()?;
+    let host = u.host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
+}
+
+/// The worker a tag or Call-ID made by [`Calls`] belongs to.
+pub fn owner_of(id: &str) -> Option<u16> {
+    let rest = id.strip_prefix(['t', 'b', 'f'])?;
+    let (w, _) = rest.split_once('w')?;
+    u16::from_str_radix(w, 16).ok()
+}
+
+/// Standard reason phrases of the statuses the switch sends.
+pub fn default_reason(status: u16) -> &'static str {
+    match status {
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        s if s < 200 => "Session Progress",
+        _ => "Call Failed",
+    }
+}
