@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admission::Admission;
-use crate::call::{CallConfig, CallContext, CallEvent, Calls, MakeDest, MediaRequest, MediaResult};
 use crate::auth::{Challenge, ChallengeKind, NonceCounts, NonceKey, Verdict, Verifier};
+use crate::call::{CallConfig, CallContext, CallEvent, Calls, MakeDest, MediaRequest, MediaResult};
 use crate::directory::{AccountState, Directory, LogOn};
 use crate::registrar::{
     Arrival, EventKind, LocationTable, RegisterOutcome, Registrar, RegistrarConfig,
@@ -305,10 +305,15 @@ impl<A: Clone> Endpoint<A> {
             self.cfg.epoch
                 + Duration::from_millis(self.last_sweep_ms + self.verifier.nonce_lifetime_ms)
         });
-        [self.tx.next_deadline(), expiry, sweep, self.calls.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.tx.next_deadline(),
+            expiry,
+            sweep,
+            self.calls.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn on_timeout(&mut self, now: Instant) {
@@ -368,7 +373,9 @@ impl<A: Clone> Endpoint<A> {
                         self.calls.on_client_timeout(&mut self.tx, c, self.now);
                     }
                 }
-                Action::TransportError { id: TxId::Client(c) } => {
+                Action::TransportError {
+                    id: TxId::Client(c),
+                } => {
                     self.calls.on_client_timeout(&mut self.tx, c, self.now);
                 }
                 Action::ProvisionalTimeout { .. }

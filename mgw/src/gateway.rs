@@ -22,14 +22,14 @@ use crate::admin::{metrics, AdminHandle};
 use crate::clock::unix_ms;
 use crate::config::{self, Config, ConfigError};
 use crate::media::{MediaControl, MediaCounters, MediaWorker};
-use crate::signalling::SwitchLinks;
-use crate::store::calls::CallRecorder;
-use mgw_core::call::CallConfig;
 use crate::provisioning::{api, Provisioning};
+use crate::signalling::SwitchLinks;
 use crate::signalling::{SipCounters, SipWorker};
+use crate::store::calls::CallRecorder;
 use crate::store::db::Db;
 use crate::store::journal::Journal;
 use crate::store::journal::JournalOp;
+use mgw_core::call::CallConfig;
 
 /// The engine, shared with the metrics renderer on the admin thread until shutdown takes it.
 type SharedEngine = Arc<Mutex<Option<EngineHandle>>>;

@@ -213,12 +213,22 @@ fn accounts_over_http_and_sip() {
         (a.status, a.reason.as_str()),
         (403, "Forbidden: account not yet enabled")
     );
-    assert_eq!(phone.invite("112").status, 404, "admitted, then nobody has 112");
+    assert_eq!(
+        phone.invite("112").status,
+        404,
+        "admitted, then nobody has 112"
+    );
     let (status, v) = s.json(ACC, "POST", &format!("/api/v1/accounts/{id}/enable"), "");
     assert_eq!((status, v["state"].as_str()), (200, Some("enabled")));
     // Admitted; nobody is registered on 200.
     let a = phone.invite("200");
-    assert_eq!((a.status, a.reason.as_str()), (480, "Temporarily Unavailable: no phone is registered on 200"));
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (
+            480,
+            "Temporarily Unavailable: no phone is registered on 200"
+        )
+    );
 
     // Disabled: bindings dropped at once, REGISTER refused with 403.
     assert!(registered_users(&s).contains(&"carol".to_string()));

@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(status_of_q850(34).0, 503);
         assert_eq!(status_of_q850(28).0, 484);
         assert_eq!(parse_reason(&reason_header(34)), Some(34));
-        assert_eq!(parse_reason("SIP;cause=200;text=\"x\", Q.850 ; cause=17"), Some(17));
+        assert_eq!(
+            parse_reason("SIP;cause=200;text=\"x\", Q.850 ; cause=17"),
+            Some(17)
+        );
         assert_eq!(parse_reason("SIP;cause=487"), None);
     }
 }

@@ -43,8 +43,14 @@ pub enum Route {
     /// Ring the subscribers of this number.
     Local(String),
     Uri(String),
-    Trunk { name: String, number: String },
-    Reject { status: u16, reason: String },
+    Trunk {
+        name: String,
+        number: String,
+    },
+    Reject {
+        status: u16,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -174,13 +180,19 @@ mod tests {
                 number: "089555".into()
             }
         );
-        assert!(matches!(p.route("1900", false), Route::Reject { status: 403, .. }));
+        assert!(matches!(
+            p.route("1900", false),
+            Route::Reject { status: 403, .. }
+        ));
         assert_eq!(p.route("8201", false), Route::Local("201".into()));
         assert_eq!(p.route("201", false), Route::Local("201".into()));
         assert_eq!(
             p.route("112", true),
             Route::Uri("sip:psap@192.0.2.9".into())
         );
-        assert_eq!(DialPlan::default().route("112", true), Route::Local("112".into()));
+        assert_eq!(
+            DialPlan::default().route("112", true),
+            Route::Local("112".into())
+        );
     }
 }

@@ -12,9 +12,9 @@ pub mod cause;
 pub mod dialog;
 pub mod dialplan;
 
+use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::cmp::Reverse;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -363,10 +363,32 @@ impl<A: Clone> Calls<A> {
         self.next += 1;
         let name = format!("c{:x}w{key:x}", self.worker);
         let Some(a) = Dialog::as_uas(msg, &local_tag, peer.clone(), reliable) else {
-            return self.reply_to(tx, tx_id, msg, source, &local_tag, 400, "Bad Request: no From tag", &[], None, now);
+            return self.reply_to(
+                tx,
+                tx_id,
+                msg,
+                source,
+                &local_tag,
+                400,
+                "Bad Request: no From tag",
+                &[],
+                None,
+                now,
+            );
         };
         // 100 Trying at once: forking and media setup take a moment.
-        self.reply_to(tx, tx_id, msg, source, &local_tag, 100, "Trying", &[], None, now);
+        self.reply_to(
+            tx,
+            tx_id,
+            msg,
+            source,
+            &local_tag,
+            100,
+            "Trying",
+            &[],
+            None,
+            now,
+        );
         let account = ctx.admission.directory.account(caller.account);
         let record = CallRecord {
             id: name.clone(),
@@ -389,15 +411,23 @@ impl<A: Clone> Calls<A> {
         };
         let targets = match route {
             Route::Local(n) => self.local_targets(&n, ctx),
-            Route::Uri(u) => uri_target(&u).map(|d| {
-                vec![Target {
-                    uri: u.clone(),
-                    dest: d,
-                    transport: Transport::Udp,
-                    user: u.clone(),
-                    path: Vec::new(),
-                }]
-            }).ok_or((503, format!("Service Unavailable: cannot reach {u} (only IP addresses are routed yet)"))).map(|t| (t, None)),
+            Route::Uri(u) => uri_target(&u)
+                .map(|d| {
+                    vec![Target {
+                        uri: u.clone(),
+                        dest: d,
+                        transport: Transport::Udp,
+                        user: u.clone(),
+                        path: Vec::new(),
+                    }]
+                })
+                .ok_or((
+                    503,
+                    format!(
+                        "Service Unavailable: cannot reach {u} (only IP addresses are routed yet)"
+                    ),
+                ))
+                .map(|t| (t, None)),
             Route::Trunk { name, .. } => Err((
                 503,
                 format!("Service Unavailable: trunk {name} is not configured"),
@@ -414,16 +444,29 @@ impl<A: Clone> Calls<A> {
                 record.ended_ms = Some(ctx.wall_ms);
                 self.events.push_back(CallEvent::Ended(record));
                 let q = cause::reason_header(cause::q850_of_status(status));
-                return self.reply_to(tx, tx_id, msg, source, &local_tag, status, &reason, &[("Reason", &q)], None, now);
+                return self.reply_to(
+                    tx,
+                    tx_id,
+                    msg,
+                    source,
+                    &local_tag,
+                    status,
+                    &reason,
+                    &[("Reason", &q)],
+                    None,
+                    now,
+                );
             }
         };
         let (callee_account, callee_channel) = callee.unzip();
         let mut record = record;
         record.callee_account = callee_account;
-        let main = account.as_ref().map_or_else(|| caller.number.to_string(), |a| a.main_number.to_string());
-        let caller_id = account
+        let main = account
             .as_ref()
-            .map_or(main.clone(), |a| a.caller_id_for(&number).unwrap_or(&main).to_string());
+            .map_or_else(|| caller.number.to_string(), |a| a.main_number.to_string());
+        let caller_id = account.as_ref().map_or(main.clone(), |a| {
+            a.caller_id_for(&number).unwrap_or(&main).to_string()
+        });
         let b_call_id = format!("{}@mgw", self.owned("b"));
         let b_tag = self.owned("f");
         let sdp = (!msg.body.is_empty()).then(|| String::from_utf8_lossy(msg.body).into_owned());
@@ -475,14 +518,31 @@ impl<A: Clone> Calls<A> {
         self.dialogs.insert((b_call_id, b_tag), (key, Side::B));
         self.invites.insert(tx_id, key);
         self.calls.insert(key, call);
-        self.timers
-            .push(Reverse((now + self.cfg.no_answer, key, TimerKind::NoAnswer)));
+        self.timers.push(Reverse((
+            now + self.cfg.no_answer,
+            key,
+            TimerKind::NoAnswer,
+        )));
         match sdp {
             Some(sdp) => {
                 let from_tag = self.calls[&key].a.remote_tag.clone();
-                self.ask_media(key, Purpose::ForkOffer, MediaOp::Offer { from_tag, sdp, transcode: true });
+                self.ask_media(
+                    key,
+                    Purpose::ForkOffer,
+                    MediaOp::Offer {
+                        from_tag,
+                        sdp,
+                        transcode: true,
+                    },
+                );
             }
-            None => self.fail(tx, key, 488, "Not Acceptable Here: an INVITE without SDP (delayed offer) is not supported", now),
+            None => self.fail(
+                tx,
+                key,
+                488,
+                "Not Acceptable Here: an INVITE without SDP (delayed offer) is not supported",
+                now,
+            ),
         }
     }
 
@@ -494,7 +554,10 @@ impl<A: Clone> Calls<A> {
         ctx: &CallContext<'_>,
     ) -> Result<(Vec<Target>, Option<(u32, ChannelToken)>), (u16, String)> {
         if self.make_dest.is_none() {
-            return Err((480, "Temporarily Unavailable: calls are not switched here".into()));
+            return Err((
+                480,
+                "Temporarily Unavailable: calls are not switched here".into(),
+            ));
         }
         let users = ctx.location.users_of_number(number);
         let Some(first) = users.iter().find_map(|u| ctx.admission.directory.get(u)) else {
@@ -572,7 +635,9 @@ impl<A: Clone> Calls<A> {
             MediaResult::Failed(why) => {
                 let reason = format!("Not Acceptable Here: {why}");
                 return match purpose {
-                    Purpose::RelayOffer | Purpose::RelayAnswer => self.fail_pending(tx, key, 488, &reason, now),
+                    Purpose::RelayOffer | Purpose::RelayAnswer => {
+                        self.fail_pending(tx, key, 488, &reason, now)
+                    }
                     _ => self.fail(tx, key, 488, &reason, now),
                 };
             }
@@ -663,7 +728,12 @@ impl<A: Clone> Calls<A> {
     }
 
     /// A client transaction timed out (no final response): as a 408.
-    pub fn on_client_timeout(&mut self, tx: &mut TransactionLayer<A>, id: ClientTxId, now: Instant) {
+    pub fn on_client_timeout(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        id: ClientTxId,
+        now: Instant,
+    ) {
         let Some((key, role)) = self.clients.remove(&id) else {
             return;
         };
@@ -708,10 +778,19 @@ impl<A: Clone> Calls<A> {
                 call.sent_early_sdp = true;
                 let to_tag = call.forks[i].dialog.remote_tag.clone();
                 let sdp = String::from_utf8_lossy(msg.body).into_owned();
-                return self.ask_media(key, Purpose::EarlyAnswer(status), MediaOp::Answer { to_tag, sdp });
+                return self.ask_media(
+                    key,
+                    Purpose::EarlyAnswer(status),
+                    MediaOp::Answer { to_tag, sdp },
+                );
             }
             let reason = msg.reason().unwrap_or("Ringing").to_string();
-            let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+            let (invite, tx_id, src, tag) = (
+                call.a_invite.clone(),
+                call.a_tx,
+                call.a_source,
+                call.a.local_tag.clone(),
+            );
             if let Ok(m) = Message::parse(&invite) {
                 self.reply_to(tx, tx_id, &m, src, &tag, status, &reason, &[], None, now);
             }
@@ -744,7 +823,14 @@ impl<A: Clone> Calls<A> {
             let to_tag = call.forks[i].dialog.remote_tag.clone();
             let sdp = String::from_utf8_lossy(msg.body).into_owned();
             if sdp.is_empty() {
-                return self.end(tx, key, 488, "Not Acceptable Here: the answer has no SDP", true, now);
+                return self.end(
+                    tx,
+                    key,
+                    488,
+                    "Not Acceptable Here: the answer has no SDP",
+                    true,
+                    now,
+                );
             }
             return self.ask_media(key, Purpose::FinalAnswer, MediaOp::Answer { to_tag, sdp });
         }
@@ -786,38 +872,82 @@ impl<A: Clone> Calls<A> {
         self.fail(tx, key, status, &reason, now);
     }
 
-    fn early_to_a(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, sdp: &str, now: Instant) {
+    fn early_to_a(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        sdp: &str,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
         if call.state != State::Ringing {
             return;
         }
-        let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+        let (invite, tx_id, src, tag) = (
+            call.a_invite.clone(),
+            call.a_tx,
+            call.a_source,
+            call.a.local_tag.clone(),
+        );
         let contact = self.contact(call.a.reliable);
         if let Ok(m) = Message::parse(&invite) {
-            self.reply_to(tx, tx_id, &m, src, &tag, status, default_reason(status), &[("Contact", &contact)], Some(sdp), now);
+            self.reply_to(
+                tx,
+                tx_id,
+                &m,
+                src,
+                &tag,
+                status,
+                default_reason(status),
+                &[("Contact", &contact)],
+                Some(sdp),
+                now,
+            );
         }
     }
 
-    fn answer_a(&mut self, tx: &mut TransactionLayer<A>, key: u64, sdp: &str, wall_ms: u64, now: Instant) {
+    fn answer_a(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        sdp: &str,
+        wall_ms: u64,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
         if call.state != State::Answering {
             return;
         }
-        let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+        let (invite, tx_id, src, tag) = (
+            call.a_invite.clone(),
+            call.a_tx,
+            call.a_source,
+            call.a.local_tag.clone(),
+        );
         let contact = self.contact(call.a.reliable);
         let Ok(m) = Message::parse(&invite) else {
             return;
         };
         let mut bytes = Vec::with_capacity(1024);
-        ResponseBuilder::new(&mut bytes, &m, 200, "OK", ReplyContext { source: Some(src), to_tag: Some(&tag) })
-            .header("Contact", &contact)
-            .header("Allow", crate::uas::ALLOW)
-            .header("Server", &self.cfg.server)
-            .finish(Some("application/sdp"), sdp.as_bytes());
+        ResponseBuilder::new(
+            &mut bytes,
+            &m,
+            200,
+            "OK",
+            ReplyContext {
+                source: Some(src),
+                to_tag: Some(&tag),
+            },
+        )
+        .header("Contact", &contact)
+        .header("Allow", crate::uas::ALLOW)
+        .header("Server", &self.cfg.server)
+        .finish(Some("application/sdp"), sdp.as_bytes());
         let _ = tx.respond(tx_id, 200, bytes.clone(), now);
         let t1 = self.cfg.t1;
         let Some(call) = self.calls.get_mut(&key) else {
@@ -827,8 +957,12 @@ impl<A: Clone> Calls<A> {
         call.a_2xx = Some((Arc::from(bytes), t1, now + t1 * 64));
         let name = call.name.clone();
         self.invites.remove(&tx_id);
-        self.timers.push(Reverse((now + t1, key, TimerKind::Retransmit2xx)));
-        self.events.push_back(CallEvent::Answered { id: name, at_ms: wall_ms });
+        self.timers
+            .push(Reverse((now + t1, key, TimerKind::Retransmit2xx)));
+        self.events.push_back(CallEvent::Answered {
+            id: name,
+            at_ms: wall_ms,
+        });
     }
 
     // ---- requests from either side ----
@@ -858,7 +992,12 @@ impl<A: Clone> Calls<A> {
     }
 
     /// A CANCEL for the caller's INVITE `invite_tx` (answered 200 by the endpoint).
-    pub fn on_cancel(&mut self, tx: &mut TransactionLayer<A>, invite_tx: ServerTxId, now: Instant) -> bool {
+    pub fn on_cancel(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        invite_tx: ServerTxId,
+        now: Instant,
+    ) -> bool {
         let Some(&key) = self.invites.get(&invite_tx) else {
             return false;
         };
@@ -913,9 +1052,23 @@ impl<A: Clone> Calls<A> {
                 self.finish(key);
             }
             Method::Invite | Method::Update => {
-                let busy = self.calls.get(&key).is_none_or(|c| c.pending.is_some() || c.state != State::Established);
+                let busy = self
+                    .calls
+                    .get(&key)
+                    .is_none_or(|c| c.pending.is_some() || c.state != State::Established);
                 if busy {
-                    return self.reply_to(tx, tx_id, msg, source, &tag, 491, "Request Pending", &[("Retry-After", "1")], None, now);
+                    return self.reply_to(
+                        tx,
+                        tx_id,
+                        msg,
+                        source,
+                        &tag,
+                        491,
+                        "Request Pending",
+                        &[("Retry-After", "1")],
+                        None,
+                        now,
+                    );
                 }
                 if msg.body.is_empty() {
                     // Nothing to anchor: a refresh (session timer) is answered here.
@@ -925,7 +1078,11 @@ impl<A: Clone> Calls<A> {
                 if let Some(call) = self.calls.get_mut(&key) {
                     call.pending = Some(Pending {
                         from: side,
-                        method: if method == Method::Invite { "INVITE" } else { "UPDATE" },
+                        method: if method == Method::Invite {
+                            "INVITE"
+                        } else {
+                            "UPDATE"
+                        },
                         server_tx: tx_id,
                         request: msg.raw.to_vec(),
                         source,
@@ -934,12 +1091,31 @@ impl<A: Clone> Calls<A> {
                     });
                 }
                 let sdp = String::from_utf8_lossy(msg.body).into_owned();
-                self.ask_media(key, Purpose::RelayOffer, MediaOp::Offer { from_tag, sdp, transcode: false });
+                self.ask_media(
+                    key,
+                    Purpose::RelayOffer,
+                    MediaOp::Offer {
+                        from_tag,
+                        sdp,
+                        transcode: false,
+                    },
+                );
             }
             Method::Info | Method::Notify | Method::Options => {
                 self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now)
             }
-            _ => self.reply_to(tx, tx_id, msg, source, &tag, 405, "Method Not Allowed", &[("Allow", crate::uas::ALLOW)], None, now),
+            _ => self.reply_to(
+                tx,
+                tx_id,
+                msg,
+                source,
+                &tag,
+                405,
+                "Method Not Allowed",
+                &[("Allow", crate::uas::ALLOW)],
+                None,
+                now,
+            ),
         }
     }
 
@@ -958,7 +1134,14 @@ impl<A: Clone> Calls<A> {
         let via = self.via(d.reliable);
         let contact = self.contact(d.reliable);
         let mut buf = Vec::with_capacity(1024);
-        d.request(&mut buf, method, &via, &contact, &[], Some(("application/sdp", sdp.as_bytes())));
+        d.request(
+            &mut buf,
+            method,
+            &via,
+            &contact,
+            &[],
+            Some(("application/sdp", sdp.as_bytes())),
+        );
         let dest = d.peer.clone();
         let reliable = d.reliable;
         self.store_dialog(key, other_side(from), d);
@@ -973,7 +1156,14 @@ impl<A: Clone> Calls<A> {
         }
     }
 
-    fn relay_response(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, msg: &Message<'_>, now: Instant) {
+    fn relay_response(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        msg: &Message<'_>,
+        now: Instant,
+    ) {
         if status < 200 {
             return;
         }
@@ -999,10 +1189,19 @@ impl<A: Clone> Calls<A> {
         }
         let to_tag = match other {
             Side::A => self.calls[&key].a.remote_tag.clone(),
-            Side::B => self.dialog_for(key, Side::B).map(|d| d.remote_tag).unwrap_or_default(),
+            Side::B => self
+                .dialog_for(key, Side::B)
+                .map(|d| d.remote_tag)
+                .unwrap_or_default(),
         };
         if msg.body.is_empty() {
-            return self.fail_pending(tx, key, 488, "Not Acceptable Here: the answer has no SDP", now);
+            return self.fail_pending(
+                tx,
+                key,
+                488,
+                "Not Acceptable Here: the answer has no SDP",
+                now,
+            );
         }
         if let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.as_mut()) {
             p.answer = Some((status, msg.raw.to_vec()));
@@ -1018,25 +1217,65 @@ impl<A: Clone> Calls<A> {
         let tag = self.local_tag(key, p.from);
         let contact = self.contact(false);
         if let Ok(m) = Message::parse(&p.request) {
-            self.reply_to(tx, p.server_tx, &m, p.source, &tag, 200, "OK", &[("Contact", &contact)], Some(sdp), now);
+            self.reply_to(
+                tx,
+                p.server_tx,
+                &m,
+                p.source,
+                &tag,
+                200,
+                "OK",
+                &[("Contact", &contact)],
+                Some(sdp),
+                now,
+            );
         }
     }
 
-    fn fail_pending(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, reason: &str, now: Instant) {
+    fn fail_pending(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        reason: &str,
+        now: Instant,
+    ) {
         let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.take()) else {
             return;
         };
         let tag = self.local_tag(key, p.from);
-        let reason = if reason.is_empty() { default_reason(status) } else { reason };
+        let reason = if reason.is_empty() {
+            default_reason(status)
+        } else {
+            reason
+        };
         if let Ok(m) = Message::parse(&p.request) {
-            self.reply_to(tx, p.server_tx, &m, p.source, &tag, status, reason, &[], None, now);
+            self.reply_to(
+                tx,
+                p.server_tx,
+                &m,
+                p.source,
+                &tag,
+                status,
+                reason,
+                &[],
+                None,
+                now,
+            );
         }
     }
 
     // ---- ending ----
 
     /// Fails an unanswered call towards the caller and ends it.
-    fn fail(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, reason: &str, now: Instant) {
+    fn fail(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        reason: &str,
+        now: Instant,
+    ) {
         self.cancel_forks(tx, key, None, now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -1047,16 +1286,40 @@ impl<A: Clone> Calls<A> {
         call.record.status = status;
         call.record.cause = reason.to_string();
         call.record.q850 = cause::q850_of_status(status);
-        let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+        let (invite, tx_id, src, tag) = (
+            call.a_invite.clone(),
+            call.a_tx,
+            call.a_source,
+            call.a.local_tag.clone(),
+        );
         let q = cause::reason_header(cause::q850_of_status(status));
         if let Ok(m) = Message::parse(&invite) {
-            self.reply_to(tx, tx_id, &m, src, &tag, status, reason, &[("Reason", &q)], None, now);
+            self.reply_to(
+                tx,
+                tx_id,
+                &m,
+                src,
+                &tag,
+                status,
+                reason,
+                &[("Reason", &q)],
+                None,
+                now,
+            );
         }
         self.finish(key);
     }
 
     /// Ends a call that reached a callee: BYE to whoever is in it.
-    fn end(&mut self, tx: &mut TransactionLayer<A>, key: u64, status: u16, reason: &str, bye_a: bool, now: Instant) {
+    fn end(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        reason: &str,
+        bye_a: bool,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1075,7 +1338,12 @@ impl<A: Clone> Calls<A> {
             let Some(call) = self.calls.get(&key) else {
                 return;
             };
-            let (invite, tx_id, src, tag) = (call.a_invite.clone(), call.a_tx, call.a_source, call.a.local_tag.clone());
+            let (invite, tx_id, src, tag) = (
+                call.a_invite.clone(),
+                call.a_tx,
+                call.a_source,
+                call.a.local_tag.clone(),
+            );
             if let Ok(m) = Message::parse(&invite) {
                 self.reply_to(tx, tx_id, &m, src, &tag, status, reason, &[], None, now);
             }
@@ -1105,7 +1373,13 @@ impl<A: Clone> Calls<A> {
         Some(call)
     }
 
-    fn cancel_forks(&mut self, tx: &mut TransactionLayer<A>, key: u64, except: Option<usize>, now: Instant) {
+    fn cancel_forks(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        except: Option<usize>,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1160,7 +1434,10 @@ impl<A: Clone> Calls<A> {
         let call = self.calls.get(&key)?;
         match side {
             Side::A => Some(call.a.clone()),
-            Side::B => call.winner.and_then(|w| call.forks.get(w)).map(|f| f.dialog.clone()),
+            Side::B => call
+                .winner
+                .and_then(|w| call.forks.get(w))
+                .map(|f| f.dialog.clone()),
         }
     }
 
@@ -1179,7 +1456,9 @@ impl<A: Clone> Calls<A> {
     }
 
     fn local_tag(&self, key: u64, side: Side) -> String {
-        self.dialog_for(key, side).map(|d| d.local_tag).unwrap_or_default()
+        self.dialog_for(key, side)
+            .map(|d| d.local_tag)
+            .unwrap_or_default()
     }
 
     /// Timers: the caller's 2xx retransmitted until its ACK (giving up ends the call), and
@@ -1192,7 +1471,11 @@ impl<A: Clone> Calls<A> {
             self.timers.pop();
             match kind {
                 TimerKind::NoAnswer => {
-                    if self.calls.get(&key).is_some_and(|c| matches!(c.state, State::Ringing | State::Offering)) {
+                    if self
+                        .calls
+                        .get(&key)
+                        .is_some_and(|c| matches!(c.state, State::Ringing | State::Offering))
+                    {
                         self.fail(tx, key, 480, "Temporarily Unavailable: no answer", now);
                     }
                 }
@@ -1206,13 +1489,21 @@ impl<A: Clone> Calls<A> {
                     };
                     if now >= give_up {
                         call.a_2xx = None;
-                        self.end(tx, key, 408, "Request Timeout: the caller never acknowledged the answer", false, now);
+                        self.end(
+                            tx,
+                            key,
+                            408,
+                            "Request Timeout: the caller never acknowledged the answer",
+                            false,
+                            now,
+                        );
                         continue;
                     }
                     self.acks.push_back((call.a.peer.clone(), bytes.to_vec()));
                     let next = (interval * 2).min(t2);
                     call.a_2xx = Some((bytes, next, give_up));
-                    self.timers.push(Reverse((now + next, key, TimerKind::Retransmit2xx)));
+                    self.timers
+                        .push(Reverse((now + next, key, TimerKind::Retransmit2xx)));
                 }
             }
         }
@@ -1233,7 +1524,16 @@ impl<A: Clone> Calls<A> {
         now: Instant,
     ) {
         let mut bytes = Vec::with_capacity(768);
-        let mut b = ResponseBuilder::new(&mut bytes, req, status, reason, ReplyContext { source: Some(source), to_tag: Some(tag) });
+        let mut b = ResponseBuilder::new(
+            &mut bytes,
+            req,
+            status,
+            reason,
+            ReplyContext {
+                source: Some(source),
+                to_tag: Some(tag),
+            },
+        );
         for (n, v) in headers {
             b = b.header(n, v);
         }

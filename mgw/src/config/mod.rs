@@ -764,9 +764,10 @@ impl Config {
             } else if let Some(status) = r.reject {
                 Target::Reject {
                     status,
-                    reason: r.reason.clone().unwrap_or_else(|| {
-                        mgw_core::call::default_reason(status).to_string()
-                    }),
+                    reason: r
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| mgw_core::call::default_reason(status).to_string()),
                 }
             } else {
                 Target::Local

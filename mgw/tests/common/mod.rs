@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod phone;
+pub mod ua;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

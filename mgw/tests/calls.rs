@@ -1,0 +1,215 @@
+//! Calls through the running gateway between scripted SIP phones over real UDP: forking to
+//! every phone of a number, caller ID, media anchored and transcoded (PCMU on one side, PCMA
+//! on the other), CANCEL, busy, hang-up from either side, call list and call records.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::ua::{header, status, Ua};
+use common::Server;
+use mgw_media::codec::g711;
+use mgw_media::rtp::header::{write_header, RtpPacket};
+use serde_json::Value;
+
+fn gateway(name: &str) -> Server {
+    let server = Server::configure(name, "");
+    let csv = server.dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        "user,password,number\nalice,wonder,200\nbob,builder,201\ncarol,sing,201\ndave,dig,202\n",
+    )
+    .expect("csv");
+    let text = std::fs::read_to_string(&server.config).expect("config");
+    let text = format!(
+        "{text}[licences]\ntotal = 10\n[accounts]\nimport_csv = \"{}\"\n\
+         [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"44000-44999\"\n",
+        csv.display()
+    );
+    std::fs::write(&server.config, text).expect("config");
+    server.start()
+}
+
+fn get(s: &Server, path: &str) -> Value {
+    let (status, v) = s.json("t", "GET", path, "");
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// One 20 ms RTP packet of a constant-ish signal in `pt` (0 PCMU, 8 PCMA).
+fn rtp(pt: u8, seq: u16) -> Vec<u8> {
+    let pcm: Vec<i16> = (0..160).map(|i| ((i * 37) % 2000) as i16 - 1000).collect();
+    let mut p = vec![0u8; 172];
+    write_header(&mut p, false, pt, seq, u32::from(seq) * 160, 0xABCD);
+    if pt == 0 {
+        g711::encode_ulaw(&pcm, &mut p[12..]);
+    } else {
+        g711::encode_alaw(&pcm, &mut p[12..]);
+    }
+    p
+}
+
+fn recv_rtp(ua: &Ua) -> (u8, Vec<u8>) {
+    let mut buf = [0u8; 2048];
+    let n = ua.rtp.recv(&mut buf).expect("RTP within 5 s");
+    let mut p = buf[..n].to_vec();
+    let pt = RtpPacket::parse(&mut p).expect("RTP").payload_type();
+    (pt, p)
+}
+
+#[test]
+fn a_call_forks_rings_answers_transcodes_and_hangs_up() {
+    let s = gateway("calls-basic");
+    let mut alice = Ua::new(s.sip(), "alice", "wonder");
+    let mut bob = Ua::new(s.sip(), "bob", "builder");
+    let mut carol = Ua::new(s.sip(), "carol", "sing");
+    for u in [&mut alice, &mut bob, &mut carol] {
+        u.register();
+    }
+
+    let offer = alice.sdp(&[(0, "PCMU/8000")]);
+    let (mut a_leg, _) = alice.call("201", &offer);
+    // Both phones of 201 ring: one INVITE each, from mgw, with its own Call-ID.
+    let inv_b = bob.request("INVITE");
+    let inv_c = carol.request("INVITE");
+    for inv in [&inv_b, &inv_c] {
+        let from = header(inv, "From").expect("From");
+        assert!(
+            from.contains("sip:200@"),
+            "caller ID is the main number: {from}"
+        );
+        assert!(header(inv, "P-Asserted-Identity").is_some_and(|p| p.contains("200@")));
+        assert_ne!(
+            header(inv, "Call-ID"),
+            Some(a_leg.call_id.clone()),
+            "topology hidden"
+        );
+        let sdp = String::from_utf8_lossy(inv);
+        assert!(
+            sdp.contains("PCMU/8000") && sdp.contains("PCMA/8000"),
+            "{sdp}"
+        );
+    }
+    assert_eq!(header(&inv_b, "Call-ID"), header(&inv_c, "Call-ID"));
+
+    bob.reply(&inv_b, 180, "Ringing", None);
+    let ringing = alice.response("INVITE", 180);
+    assert_eq!(status(&ringing), 180);
+
+    // Bob answers with PCMA only; Carol's phone is cancelled.
+    let answer = bob.sdp(&[(8, "PCMA/8000")]);
+    let mut b_leg = bob.reply(&inv_b, 200, "OK", Some(&answer));
+    let cancel = carol.request("CANCEL");
+    carol.ok(&cancel, None);
+    carol.reply(&inv_c, 487, "Request Terminated", None);
+    let ok = alice.response("INVITE", 200);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    assert!(
+        String::from_utf8_lossy(&ok).contains("PCMU/8000"),
+        "Alice keeps PCMU"
+    );
+    alice.confirm(&mut a_leg, &ok);
+    let _ack = bob.request("ACK");
+
+    // Media: PCMU from Alice arrives at Bob as PCMA, and back.
+    let to_mgw_a = a_leg.media.expect("SDP in the 200");
+    let inv_sdp_b = common::ua::media_of(&inv_b).expect("SDP in the INVITE");
+    for seq in 0..5u16 {
+        alice.rtp.send_to(&rtp(0, seq), to_mgw_a).expect("send");
+        let (pt, _) = recv_rtp(&bob);
+        assert_eq!(pt, 8, "transcoded to PCMA for Bob");
+        bob.rtp.send_to(&rtp(8, seq), inv_sdp_b).expect("send");
+        let (pt, _) = recv_rtp(&alice);
+        assert_eq!(pt, 0, "transcoded to PCMU for Alice");
+    }
+
+    let calls = get(&s, "/api/v1/calls");
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{calls}");
+    assert_eq!(calls[0]["state"], "answered");
+    assert_eq!(calls[0]["caller"], "200");
+
+    // Alice hangs up; Bob gets the BYE with a Q.850 reason.
+    alice.in_dialog(&mut a_leg, "BYE", None);
+    let bye_ok = alice.response("BYE", 200);
+    assert_eq!(status(&bye_ok), 200);
+    let bye = bob.request("BYE");
+    assert!(header(&bye, "Reason").is_some_and(|r| r.contains("cause=16")));
+    bob.ok(&bye, None);
+    b_leg.cseq += 0;
+
+    let mut records = Value::Null;
+    for _ in 0..50 {
+        records = get(&s, "/api/v1/cdrs");
+        if records.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = &records[0];
+    assert_eq!(r["status"], 200, "{records}");
+    assert_eq!(r["caller"], "200");
+    assert_eq!(r["callee"], "201");
+    assert_eq!(r["callee_user"], "bob");
+    assert_eq!(r["codec_caller"], "PCMU");
+    assert_eq!(r["codec_callee"], "PCMA");
+    assert!(r["packets_from_caller"].as_i64().unwrap_or(0) >= 5, "{r}");
+    assert!(r["answered_at"].is_string());
+    assert!(get(&s, "/api/v1/calls")
+        .as_array()
+        .is_some_and(Vec::is_empty));
+}
+
+#[test]
+fn busy_unknown_unregistered_and_cancel() {
+    let s = gateway("calls-fail");
+    let mut alice = Ua::new(s.sip(), "alice", "wonder");
+    let mut bob = Ua::new(s.sip(), "bob", "builder");
+    alice.register();
+    bob.register();
+    let offer = alice.sdp(&[(0, "PCMU/8000")]);
+
+    let (mut leg, _) = alice.call("299", &offer);
+    let r = alice.response("INVITE", 300);
+    assert_eq!(status(&r), 404, "{}", String::from_utf8_lossy(&r));
+    alice.confirm(&mut leg, &r);
+
+    let (mut leg, _) = alice.call("202", &offer);
+    let r = alice.response("INVITE", 300);
+    assert_eq!(status(&r), 480, "nobody registered on 202");
+    alice.confirm(&mut leg, &r);
+
+    // Busy.
+    let (mut leg, _) = alice.call("201", &offer);
+    let inv = bob.request("INVITE");
+    bob.reply(&inv, 486, "Busy Here", None);
+    let r = alice.response("INVITE", 300);
+    assert_eq!(status(&r), 486);
+    assert!(header(&r, "Reason").is_some_and(|v| v.contains("cause=17")));
+    alice.confirm(&mut leg, &r);
+
+    // CANCEL while ringing: 200 for the CANCEL, 487 for the INVITE, CANCEL to Bob.
+    let (mut leg, invite) = alice.call("201", &offer);
+    let inv = bob.request("INVITE");
+    bob.reply(&inv, 180, "Ringing", None);
+    let _ = alice.response("INVITE", 180);
+    let via = invite
+        .lines()
+        .find(|l| l.starts_with("Via:"))
+        .unwrap_or("")
+        .to_string();
+    alice.send(&format!(
+        "CANCEL {} SIP/2.0\r\n{via}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\n\
+         CSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+        leg.target, leg.local, leg.remote, leg.call_id, leg.cseq
+    ));
+    let c = alice.response("CANCEL", 200);
+    assert_eq!(status(&c), 200);
+    let r = alice.response("INVITE", 300);
+    assert_eq!(status(&r), 487);
+    alice.confirm(&mut leg, &r);
+    let cancel = bob.request("CANCEL");
+    bob.ok(&cancel, None);
+    bob.reply(&inv, 487, "Request Terminated", None);
+    let _ = SocketAddr::from(([127, 0, 0, 1], 0));
+}
