@@ -260,6 +260,13 @@ impl<A: Clone> Endpoint<A> {
         self.flush_calls();
     }
 
+    /// The media engine reported the call's media dead (no RTP for its inactivity time).
+    pub fn on_media_inactive(&mut self, call: &str, now: Instant) {
+        self.now = now;
+        self.calls.media_dead(&mut self.tx, call, now);
+        self.flush_calls();
+    }
+
     /// Calls in progress on this endpoint.
     pub fn calls(&self) -> usize {
         self.calls.len()

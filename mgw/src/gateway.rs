@@ -291,6 +291,8 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         engine.backend()
     );
     let _ = mailboxes.set((0..engine.workers()).map(|w| engine.mailbox(w)).collect());
+    let sip_mail = mailboxes.clone();
+    media_control.on_inactive(move |n| crate::signalling::media_inactive(&sip_mail, &n.call_id));
     admin.with_router(|r| api::routes(r, &provisioning));
     let active = recorder.active();
     admin.with_router(|r| crate::provisioning::api::call_routes(r, active));

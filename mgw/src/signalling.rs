@@ -56,6 +56,22 @@ enum SipMail {
     Foreign { bytes: Vec<u8>, peer: Peer },
     /// The media engine's answer to a call's request.
     Media { ticket: u64, result: MediaResult },
+    /// The media engine saw no RTP on the call for `media.inactivity_s`.
+    MediaInactive { call: String },
+}
+
+/// Tells the SIP worker owning media call `call` (its id names the worker) that the media
+/// died; it ends the call with BYE to both sides.
+pub fn media_inactive(mailboxes: &OnceLock<Vec<Mailbox>>, call: &str) {
+    let worker = call
+        .strip_prefix('c')
+        .and_then(|r| r.split_once('w'))
+        .and_then(|(w, _)| usize::from_str_radix(w, 16).ok());
+    if let Some(mb) = worker.and_then(|w| mailboxes.get()?.get(w)) {
+        let _ = mb.post(Box::new(SipMail::MediaInactive {
+            call: call.to_string(),
+        }));
+    }
 }
 
 /// What a SIP worker shares with the rest of the gateway for switching calls.
@@ -299,6 +315,7 @@ impl Handler for SipWorker {
                 self.endpoint.on_forwarded(&bytes, origin, now);
             }
             SipMail::Media { ticket, result } => self.endpoint.on_media(ticket, result, now),
+            SipMail::MediaInactive { call } => self.endpoint.on_media_inactive(&call, now),
         }
         self.flush(out);
     }

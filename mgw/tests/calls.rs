@@ -14,18 +14,28 @@ use mgw_media::rtp::header::{write_header, RtpPacket};
 use serde_json::Value;
 
 fn gateway(name: &str) -> Server {
+    gateway_with(name, "", 60)
+}
+
+/// `alice_channels`: the voice channel limit of Alice's account (empty: none).
+fn gateway_with(name: &str, alice_channels: &str, inactivity_s: u32) -> Server {
     let server = Server::configure(name, "");
     let csv = server.dir.join("users.csv");
     std::fs::write(
         &csv,
-        "user,password,number\nalice,wonder,200\nbob,builder,201\ncarol,sing,201\ndave,dig,202\n",
+        format!(
+            "user,password,number,channels\nalice,wonder,200,{alice_channels}\nbob,builder,201,\n\
+             carol,sing,201,\ndave,dig,202,\n"
+        ),
     )
     .expect("csv");
     let text = std::fs::read_to_string(&server.config).expect("config");
+    let ports = 44000 + (std::process::id() % 8) * 500;
     let text = format!(
         "{text}[licences]\ntotal = 10\n[accounts]\nimport_csv = \"{}\"\n\
-         [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"44000-44999\"\n",
-        csv.display()
+         [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"{ports}-{}\"\ninactivity_s = {inactivity_s}\n",
+        csv.display(),
+        ports + 499
     );
     std::fs::write(&server.config, text).expect("config");
     server.start()
@@ -212,4 +222,98 @@ fn busy_unknown_unregistered_and_cancel() {
     bob.ok(&cancel, None);
     bob.reply(&inv, 487, "Request Terminated", None);
     let _ = SocketAddr::from(([127, 0, 0, 1], 0));
+}
+
+/// Places an answered call from `a` to `b` (number `dialled`, `b` alone registered on it).
+fn answered_call(a: &mut Ua, b: &Ua, dialled: &str) -> (common::ua::Leg, common::ua::Leg) {
+    let offer = a.sdp(&[(0, "PCMU/8000")]);
+    let (mut a_leg, _) = a.call(dialled, &offer);
+    let inv = b.request("INVITE");
+    let answer = b.sdp(&[(0, "PCMU/8000")]);
+    let b_leg = b.reply(&inv, 200, "OK", Some(&answer));
+    let ok = a.response("INVITE", 200);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    a.confirm(&mut a_leg, &ok);
+    let _ = b.request("ACK");
+    (a_leg, b_leg)
+}
+
+/// Hold by re-INVITE passes through with a new anchored offer; then silence ends the call
+/// with a BYE to both sides.
+#[test]
+fn reinvite_hold_then_media_timeout() {
+    let s = gateway_with("calls-hold", "", 2);
+    let mut alice = Ua::new(s.sip(), "alice", "wonder");
+    let mut dave = Ua::new(s.sip(), "dave", "dig");
+    alice.register();
+    dave.register();
+    let (mut a_leg, _) = answered_call(&mut alice, &dave, "202");
+    let hold = alice
+        .sdp(&[(0, "PCMU/8000")])
+        .replace("a=sendrecv", "a=sendonly");
+    alice.in_dialog(&mut a_leg, "INVITE", Some(&hold));
+    let reinv = dave.request("INVITE");
+    assert!(
+        String::from_utf8_lossy(&reinv).contains("a=sendonly"),
+        "hold passed on"
+    );
+    let held = dave
+        .sdp(&[(0, "PCMU/8000")])
+        .replace("a=sendrecv", "a=recvonly");
+    dave.ok(&reinv, Some(&held));
+    let ok = alice.response("INVITE", 200);
+    assert!(
+        String::from_utf8_lossy(&ok).contains("a=recvonly"),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    alice.confirm(&mut a_leg, &ok);
+    // No RTP at all: after media.inactivity_s (2 s) both phones get a BYE.
+    let bye_a = alice.request("BYE");
+    alice.ok(&bye_a, None);
+    let bye_d = dave.request("BYE");
+    dave.ok(&bye_d, None);
+    assert!(header(&bye_a, "Reason").is_some_and(|r| r.contains("Q.850")));
+}
+
+/// Seed 003: an account's calls, inbound and outbound together, never exceed its voice
+/// channels.
+#[test]
+fn voice_channel_limit_counts_both_directions() {
+    let s = gateway_with("calls-channels", "1", 60);
+    let mut alice = Ua::new(s.sip(), "alice", "wonder");
+    let mut dave = Ua::new(s.sip(), "dave", "dig");
+    let mut bob = Ua::new(s.sip(), "bob", "builder");
+    alice.register();
+    dave.register();
+    bob.register();
+    let (mut a_leg, _) = answered_call(&mut alice, &dave, "202");
+    // A second outgoing call from Alice's account: no channel.
+    let offer = alice.sdp(&[(0, "PCMU/8000")]);
+    let (mut leg, _) = alice.call("201", &offer);
+    let r = alice.response("INVITE", 300);
+    assert_eq!(status(&r), 486, "{}", String::from_utf8_lossy(&r));
+    alice.confirm(&mut leg, &r);
+    // Incoming to Alice's number while she talks: no channel either.
+    let offer = bob.sdp(&[(0, "PCMU/8000")]);
+    let (mut leg, _) = bob.call("200", &offer);
+    let r = bob.response("INVITE", 300);
+    assert_eq!(status(&r), 486, "{}", String::from_utf8_lossy(&r));
+    assert!(String::from_utf8_lossy(&r).contains("voice channel"));
+    bob.confirm(&mut leg, &r);
+    // Hang up: the channel is free again.
+    alice.in_dialog(&mut a_leg, "BYE", None);
+    let _ = alice.response("BYE", 200);
+    let bye = dave.request("BYE");
+    dave.ok(&bye, None);
+    let (mut leg, _) = bob.call("200", &offer);
+    let inv = alice.request("INVITE");
+    alice.reply(&inv, 486, "Busy Here", None);
+    let r = bob.response("INVITE", 300);
+    assert_eq!(
+        status(&r),
+        486,
+        "rung this time, and Alice's phone said busy"
+    );
+    bob.confirm(&mut leg, &r);
 }

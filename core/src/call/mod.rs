@@ -188,8 +188,8 @@ struct Call<A> {
     sent_early_sdp: bool,
     pending: Option<Pending>,
     // Held for the call's life: dropping them frees the voice channels.
-    _permit: Option<CallPermit>,
-    _callee_channel: Option<ChannelToken>,
+    permit: Option<CallPermit>,
+    callee_channel: Option<ChannelToken>,
     record: CallRecord,
 }
 
@@ -509,8 +509,8 @@ impl<A: Clone> Calls<A> {
             a_acked: false,
             sent_early_sdp: false,
             pending: None,
-            _permit: Some(permit),
-            _callee_channel: callee_channel,
+            permit: Some(permit),
+            callee_channel,
             record,
         };
         self.dialogs
@@ -1351,6 +1351,30 @@ impl<A: Clone> Calls<A> {
         self.finish(key);
     }
 
+    /// The media engine saw no packet either way for its inactivity time: the call is dead
+    /// (a phone lost power or network). Both sides get a BYE.
+    pub fn media_dead(&mut self, tx: &mut TransactionLayer<A>, name: &str, now: Instant) {
+        let Some(key) = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.name == name)
+            .map(|(k, _)| *k)
+        else {
+            return;
+        };
+        if self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.state == State::Established)
+        {
+            self.end(tx, key, 408, "media timeout: no RTP either way", true, now);
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.record.status = 200;
+                c.record.q850 = 102;
+            }
+        }
+    }
+
     /// The media engine is asked for the totals; the call record follows with them.
     fn finish(&mut self, key: u64) {
         let Some(call) = self.calls.get_mut(&key) else {
@@ -1362,6 +1386,10 @@ impl<A: Clone> Calls<A> {
         call.state = State::Ending;
         call.a_2xx = None;
         call.pending = None;
+        // The voice channels are free the moment the call ends, not when the media engine
+        // has reported its counters.
+        call.permit = None;
+        call.callee_channel = None;
         self.ask_media(key, Purpose::Finish, MediaOp::Finish);
     }
 
