@@ -109,6 +109,20 @@ pub enum AdminCommand {
         /// At most this many records (1-10000) [default: 100]
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        /// Only calls from this number
+        #[arg(long, value_name = "NUMBER")]
+        caller: Option<String>,
+        /// Only calls to this number
+        #[arg(long, value_name = "NUMBER")]
+        callee: Option<String>,
+        /// Only calls with this final status (200: answered)
+        #[arg(long, value_name = "CODE")]
+        status: Option<u16>,
+    },
+    /// List calls in progress
+    Calls {
+        #[command(flatten)]
+        api: ApiOpts,
     },
 }
 
@@ -326,7 +340,8 @@ impl AdminCommand {
             | AdminCommand::Profile { api, .. }
             | AdminCommand::Licence { api, .. }
             | AdminCommand::Registrations { api, .. }
-            | AdminCommand::Cdrs { api, .. } => api,
+            | AdminCommand::Cdrs { api, .. }
+            | AdminCommand::Calls { api } => api,
         }
     }
 }
@@ -690,9 +705,31 @@ pub fn execute(
             );
             (v, human)
         }
-        AdminCommand::Cdrs { limit, .. } => {
-            let v = t.call("GET", &cdrs_path("/api/v1/cdrs", *limit), None)?;
+        AdminCommand::Cdrs {
+            limit,
+            caller,
+            callee,
+            status,
+            ..
+        } => {
+            let mut path = cdrs_path("/api/v1/cdrs", *limit);
+            for (k, v) in [
+                ("caller", caller.clone()),
+                ("callee", callee.clone()),
+                ("status", status.map(|s| s.to_string())),
+            ] {
+                if let Some(v) = v {
+                    path.push(if path.contains('?') { '&' } else { '?' });
+                    path.push_str(&format!("{k}={}", encode(&v)));
+                }
+            }
+            let v = t.call("GET", &path, None)?;
             let human = cdrs_table(&v, true);
+            (v, human)
+        }
+        AdminCommand::Calls { .. } => {
+            let v = t.call("GET", "/api/v1/calls", None)?;
+            let human = calls_table(&v);
             (v, human)
         }
     };
@@ -1232,6 +1269,25 @@ fn registrations_table(v: &Value) -> String {
         ]);
     }
     render(&table, "no registrations")
+}
+
+fn calls_table(v: &Value) -> String {
+    let mut table = Table::new(&[
+        "ID", "ACCOUNT", "CALLER", "DIALLED", "CALLEE", "STATE", "STARTED", "DURATION",
+    ]);
+    for c in items(v) {
+        table.row(vec![
+            text(field(c, "id")),
+            text(field(c, "account_id")),
+            text(field(c, "caller")),
+            text(field(c, "dialled")),
+            text(field(c, "callee")),
+            text(field(c, "state")),
+            text(field(c, "started_at")),
+            seconds(field(c, "duration_s")),
+        ]);
+    }
+    render(&table, "no calls in progress")
 }
 
 fn cdrs_path(base: &str, limit: Option<u32>) -> String {
@@ -2110,6 +2166,19 @@ mod tests {
             {"id": 1, "account_id": null, "caller": "x", "callee": "y", "direction": "in",
              "started_at": "S", "answered_at": null, "ended_at": "E", "duration_s": 0, "cause": "busy", "status": 486}
         ]);
+        let (_, calls) = run_script(
+            "cdrs --limit 2 --caller +4930 --status 486",
+            vec![cdrs.clone()],
+        );
+        assert_eq!(calls[0].1, "/api/v1/cdrs?limit=2&caller=%2B4930&status=486");
+        let active = json!([{"id": "c0w1", "account_id": 3, "caller": "200", "dialled": "201",
+            "callee": "201", "state": "answered", "started_at": "S", "duration_s": 12}]);
+        let (out, calls) = run_script("calls", vec![active]);
+        assert_eq!(calls[0].1, "/api/v1/calls");
+        assert!(
+            out.contains("c0w1") && out.contains("answered") && out.contains("12s"),
+            "{out}"
+        );
         let (out, calls) = run_script("cdrs --limit 2", vec![cdrs.clone()]);
         assert_eq!(calls[0].1, "/api/v1/cdrs?limit=2");
         assert_eq!(
