@@ -212,6 +212,8 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             dial_plan: config.dial_plan(),
             t1: config.sip.t1(),
             t2: config.sip.t2(),
+            session_expires: Duration::from_secs(config.calls.session_expires_s),
+            min_se: Duration::from_secs(config.calls.min_se_s),
         },
         worker: 0,
     };

@@ -42,6 +42,10 @@ pub struct CallConfig {
     /// RFC 3261 T1 and T2, for retransmitting a 2xx to the caller until it ACKs.
     pub t1: Duration,
     pub t2: Duration,
+    /// RFC 4028 session timer towards callers that support it: the interval granted when
+    /// the caller asks for none, and the smallest accepted (`Min-SE`).
+    pub session_expires: Duration,
+    pub min_se: Duration,
 }
 
 impl Default for CallConfig {
@@ -54,6 +58,8 @@ impl Default for CallConfig {
             dial_plan: DialPlan::default(),
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
+            session_expires: Duration::from_secs(1800),
+            min_se: Duration::from_secs(90),
         }
     }
 }
@@ -191,6 +197,8 @@ struct Call<A> {
     permit: Option<CallPermit>,
     callee_channel: Option<ChannelToken>,
     record: CallRecord,
+    /// RFC 4028: the caller refreshes the session every `interval`; the last refresh.
+    session: Option<(Duration, Instant)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,6 +224,7 @@ enum Purpose {
 enum TimerKind {
     Retransmit2xx,
     NoAnswer,
+    SessionExpiry,
 }
 
 /// Where a request to a registered contact goes, as the driver's address type.
@@ -376,6 +385,24 @@ impl<A: Clone> Calls<A> {
                 now,
             );
         };
+        let session = match self.session_interval(msg) {
+            Ok(s) => s,
+            Err(min) => {
+                let min = min.to_string();
+                return self.reply_to(
+                    tx,
+                    tx_id,
+                    msg,
+                    source,
+                    &local_tag,
+                    422,
+                    "Session Interval Too Small",
+                    &[("Min-SE", &min)],
+                    None,
+                    now,
+                );
+            }
+        };
         // 100 Trying at once: forking and media setup take a moment.
         self.reply_to(
             tx,
@@ -512,6 +539,7 @@ impl<A: Clone> Calls<A> {
             permit: Some(permit),
             callee_channel,
             record,
+            session: session.map(|d| (d, now)),
         };
         self.dialogs
             .insert((call.a.call_id.clone(), local_tag.clone()), (key, Side::A));
@@ -544,6 +572,29 @@ impl<A: Clone> Calls<A> {
                 now,
             ),
         }
+    }
+
+    /// The session interval the caller gets (RFC 4028), `None` if it does not do timers, or the
+    /// smallest acceptable (seconds) when it asked for less.
+    fn session_interval(&self, msg: &Message<'_>) -> Result<Option<Duration>, u64> {
+        let supports = msg
+            .list(HeaderName::Supported)
+            .any(|t| t.trim().eq_ignore_ascii_case("timer"));
+        let asked = msg
+            .header(HeaderName::SessionExpires)
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let min = self.cfg.min_se.as_secs();
+        match asked {
+            Some(a) if a < min => Err(min),
+            Some(a) => Ok(Some(Duration::from_secs(a))),
+            None if supports => Ok(Some(self.cfg.session_expires)),
+            None => Ok(None),
+        }
+    }
+
+    fn session_headers(interval: Option<Duration>) -> Option<(String, &'static str)> {
+        interval.map(|d| (format!("{};refresher=uac", d.as_secs()), "timer"))
     }
 
     /// The subscribers of `number` to ring: every binding of every registered log-on on it.
@@ -934,7 +985,8 @@ impl<A: Clone> Calls<A> {
             return;
         };
         let mut bytes = Vec::with_capacity(1024);
-        ResponseBuilder::new(
+        let timer = Self::session_headers(call.session.map(|s| s.0));
+        let mut b = ResponseBuilder::new(
             &mut bytes,
             &m,
             200,
@@ -946,13 +998,22 @@ impl<A: Clone> Calls<A> {
         )
         .header("Contact", &contact)
         .header("Allow", crate::uas::ALLOW)
-        .header("Server", &self.cfg.server)
-        .finish(Some("application/sdp"), sdp.as_bytes());
+        .header("Supported", "timer");
+        if let Some((se, require)) = &timer {
+            b = b.header("Session-Expires", se).header("Require", require);
+        }
+        b.header("Server", &self.cfg.server)
+            .finish(Some("application/sdp"), sdp.as_bytes());
         let _ = tx.respond(tx_id, 200, bytes.clone(), now);
         let t1 = self.cfg.t1;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if let Some((d, _)) = call.session {
+            call.session = Some((d, now));
+            self.timers
+                .push(Reverse((now + d, key, TimerKind::SessionExpiry)));
+        }
         call.state = State::Established;
         call.a_2xx = Some((Arc::from(bytes), t1, now + t1 * 64));
         let name = call.name.clone();
@@ -1052,6 +1113,15 @@ impl<A: Clone> Calls<A> {
                 self.finish(key);
             }
             Method::Invite | Method::Update => {
+                if side == Side::A {
+                    if let Some(c) = self.calls.get_mut(&key) {
+                        if let Some((d, _)) = c.session {
+                            c.session = Some((d, now));
+                            self.timers
+                                .push(Reverse((now + d, key, TimerKind::SessionExpiry)));
+                        }
+                    }
+                }
                 let busy = self
                     .calls
                     .get(&key)
@@ -1072,7 +1142,16 @@ impl<A: Clone> Calls<A> {
                 }
                 if msg.body.is_empty() {
                     // Nothing to anchor: a refresh (session timer) is answered here.
-                    return self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now);
+                    let se = self
+                        .calls
+                        .get(&key)
+                        .and_then(|c| Self::session_headers(c.session.map(|s| s.0)));
+                    let headers: Vec<(&str, &str)> = match &se {
+                        Some((v, r)) => vec![("Session-Expires", v.as_str()), ("Require", r)],
+                        None => Vec::new(),
+                    };
+                    return self
+                        .reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &headers, None, now);
                 }
                 let from_tag = msg.from().and_then(|f| f.tag()).unwrap_or("").to_string();
                 if let Some(call) = self.calls.get_mut(&key) {
@@ -1507,6 +1586,31 @@ impl<A: Clone> Calls<A> {
                         self.fail(tx, key, 480, "Temporarily Unavailable: no answer", now);
                     }
                 }
+                TimerKind::SessionExpiry => {
+                    let Some(call) = self.calls.get(&key) else {
+                        continue;
+                    };
+                    let Some((d, last)) = call.session else {
+                        continue;
+                    };
+                    // A later refresh queued its own timer; only the newest one counts. The
+                    // BYE goes a little before the expiry (RFC 4028 section 10).
+                    let margin = (d / 3).min(Duration::from_secs(32));
+                    if now + margin >= last + d && call.state == State::Established {
+                        self.end(
+                            tx,
+                            key,
+                            408,
+                            "session timer expired: the caller stopped refreshing",
+                            true,
+                            now,
+                        );
+                        if let Some(c) = self.calls.get_mut(&key) {
+                            c.record.status = 200;
+                            c.record.q850 = 102;
+                        }
+                    }
+                }
                 TimerKind::Retransmit2xx => {
                     let t2 = self.cfg.t2;
                     let Some(call) = self.calls.get_mut(&key) else {
@@ -1530,8 +1634,10 @@ impl<A: Clone> Calls<A> {
                     self.acks.push_back((call.a.peer.clone(), bytes.to_vec()));
                     let next = (interval * 2).min(t2);
                     call.a_2xx = Some((bytes, next, give_up));
+                    // The last wait ends at the give-up time, not after it.
+                    let at = (now + next).min(give_up);
                     self.timers
-                        .push(Reverse((now + next, key, TimerKind::Retransmit2xx)));
+                        .push(Reverse((at, key, TimerKind::Retransmit2xx)));
                 }
             }
         }

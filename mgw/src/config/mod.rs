@@ -500,6 +500,11 @@ impl TrunkConfig {
 pub struct CallsConfig {
     /// Ringing this long without an answer ends the attempt with 480. Default 120.
     pub no_answer_s: u64,
+    /// RFC 4028 session interval granted to callers that support timers and ask for none.
+    /// Default 1800.
+    pub session_expires_s: u64,
+    /// Smallest session interval accepted (`Min-SE`); less is answered 422. Default 90.
+    pub min_se_s: u64,
     /// `[[calls.normalize]]`: the first rule whose `strip` starts the dialled number replaces
     /// it with `prepend`. Default: none.
     pub normalize: Vec<NormalizeRule>,
@@ -512,6 +517,8 @@ impl Default for CallsConfig {
     fn default() -> Self {
         CallsConfig {
             no_answer_s: 120,
+            session_expires_s: 1800,
+            min_se_s: 90,
             normalize: Vec::new(),
             rule: Vec::new(),
         }
@@ -723,6 +730,16 @@ impl Config {
                 "calls.no_answer_s",
                 0,
                 "must be at least 1 (seconds of ringing before 480)",
+            ));
+        }
+        if self.calls.min_se_s < 90 || self.calls.session_expires_s < self.calls.min_se_s {
+            return Err(ConfigError::invalid(
+                "calls.min_se_s",
+                self.calls.min_se_s,
+                format!(
+                    "must be at least 90 (RFC 4028) and at most calls.session_expires_s ({})",
+                    self.calls.session_expires_s
+                ),
             ));
         }
         for (i, r) in self.calls.rule.iter().enumerate() {

@@ -1,0 +1,452 @@
+//! Whole call flows through the sans-IO endpoint in virtual time: phones are addresses whose
+//! messages the test writes and reads, media requests are served by the real sans-IO media
+//! control (`mgw_media::session`), and time only moves when the test says. Timers that take
+//! minutes on a wire (session expiry, no answer, a caller that never ACKs) run in microseconds.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mgw_core::admission::{Admission, EmergencyNumbers, DEFAULT_EMERGENCY};
+use mgw_core::auth::{Algorithm, NonceKey};
+use mgw_core::call::{CallConfig, CallEvent, MediaOp, MediaResult, MediaTotals};
+use mgw_core::directory::{Account, AccountState, Directory, LogOn};
+use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
+use mgw_core::licence::LicencePool;
+use mgw_core::registrar::{Binding, LocationTable, Record, Transport};
+use mgw_core::sip::{HeaderName, Message};
+use mgw_media::relay::{PortPool, Relay, RelayConfig};
+use mgw_media::sdp::CodecName;
+use mgw_media::session::{MediaOptions, Sessions};
+
+const REALM: &str = "mgw.test";
+
+fn addr(last: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, last], 5060))
+}
+
+const ALICE: u8 = 10;
+const BOB: u8 = 20;
+const BOB2: u8 = 21;
+
+struct Net {
+    ep: Endpoint<SocketAddr>,
+    now: Instant,
+    relay: Relay,
+    ports: PortPool,
+    sessions: Sessions,
+    inbox: HashMap<SocketAddr, VecDeque<Vec<u8>>>,
+    events: Vec<CallEvent>,
+    branch: u32,
+}
+
+fn binding(contact: &str, source: SocketAddr) -> Binding {
+    Binding {
+        contact: contact.into(),
+        instance: None,
+        reg_id: None,
+        path: Box::new([]),
+        q: 1000,
+        call_id: format!("reg-{source}").into(),
+        cseq: 1,
+        expires_at_ms: u64::MAX / 2,
+        updated_ms: 0,
+        source,
+        transport: Transport::Udp,
+        user_agent: "sim".into(),
+    }
+}
+
+impl Net {
+    /// Alice (200) and Bob (201, two phones when `forks`) registered.
+    fn new(forks: bool) -> Net {
+        let directory = Arc::new(Directory::new());
+        for (id, n) in [(1, "200"), (2, "201")] {
+            directory.put_account(Account::new(id, n, n, AccountState::Enabled, None, vec![]));
+        }
+        directory.insert(LogOn::new(1, "alice", "wonder", "200", 1, REALM));
+        directory.insert(LogOn::new(2, "bob", "builder", "201", 2, REALM));
+        let location = Arc::new(LocationTable::new());
+        location.set_number("alice", "200");
+        location.set_number("bob", "201");
+        let mut bob = vec![binding("sip:bob@192.0.2.20", addr(BOB))];
+        if forks {
+            bob.push(binding("sip:bob@192.0.2.21", addr(BOB2)));
+        }
+        location.update("bob", |_| Record {
+            bindings: bob.clone(),
+        });
+        let t0 = Instant::now();
+        let ep = Endpoint::with_switch(
+            EndpointConfig {
+                domain: REALM.into(),
+                server: "mgw-sim".into(),
+                nonce_lifetime: Duration::from_secs(3600),
+                nonce_key: NonceKey::new([3; 32]),
+                sha256_first: false,
+                md5_only_user_agents: vec![],
+                epoch: t0,
+                epoch_unix_ms: 1_700_000_000_000,
+                timers: Default::default(),
+                registrar: Default::default(),
+                directory: directory.clone(),
+                location,
+                nonce_counts: Default::default(),
+                admission: Admission::new(
+                    directory,
+                    Arc::new(LicencePool::new(10)),
+                    EmergencyNumbers::new(&DEFAULT_EMERGENCY),
+                ),
+                calls: CallConfig {
+                    domain: REALM.into(),
+                    local: "192.0.2.1:5060".into(),
+                    ..CallConfig::default()
+                },
+                worker: 0,
+            },
+            Box::new(|a, _| a),
+        );
+        Net {
+            ep,
+            now: t0,
+            relay: Relay::new(RelayConfig::default(), t0),
+            ports: PortPool::new(30000, 30999),
+            sessions: Sessions::new("192.0.2.1".parse().expect("well-formed test input"), 5),
+            inbox: HashMap::new(),
+            events: Vec::new(),
+            branch: 0,
+        }
+    }
+
+    fn deliver(&mut self, from: SocketAddr, raw: &str) {
+        let origin = Origin {
+            reply_to: from,
+            source: from,
+            reliable: false,
+        };
+        self.ep.on_message(raw.as_bytes(), origin, self.now);
+        self.pump();
+    }
+
+    /// Moves every message to its inbox and serves every media request, until quiet.
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(t) = self.ep.poll_transmit() {
+                self.inbox
+                    .entry(t.to)
+                    .or_default()
+                    .push_back(t.bytes.to_vec());
+                busy = true;
+            }
+            while let Some(e) = self.ep.poll_call_event() {
+                self.events.push(e);
+            }
+            while let Some(req) = self.ep.poll_media() {
+                busy = true;
+                let (relay, ports) = (&mut self.relay, &mut self.ports);
+                let result = match req.op {
+                    MediaOp::Offer {
+                        from_tag,
+                        sdp,
+                        transcode,
+                    } => {
+                        let options = MediaOptions {
+                            transcode: if transcode {
+                                vec![CodecName::Pcma, CodecName::Pcmu]
+                            } else {
+                                vec![]
+                            },
+                            ..MediaOptions::default()
+                        };
+                        self.sessions
+                            .offer(&req.call, &from_tag, &sdp, &options, relay, ports, self.now)
+                            .map(MediaResult::Sdp)
+                    }
+                    MediaOp::Answer { to_tag, sdp } => self
+                        .sessions
+                        .answer(
+                            &req.call,
+                            Some(&to_tag),
+                            &sdp,
+                            &MediaOptions::default(),
+                            relay,
+                            self.now,
+                        )
+                        .map(MediaResult::Sdp),
+                    MediaOp::Finish => self
+                        .sessions
+                        .delete(&req.call, relay, ports)
+                        .map(|_| MediaResult::Finished(MediaTotals::default())),
+                };
+                let result = result.unwrap_or_else(|e| MediaResult::Failed(e.to_string()));
+                self.ep.on_media(req.ticket, result, self.now);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        while let Some(dl) = self.ep.next_deadline().filter(|dl| *dl <= target) {
+            self.now = dl.max(self.now);
+            self.ep.on_timeout(self.now);
+            self.pump();
+        }
+        self.now = target;
+        self.ep.on_timeout(self.now);
+        self.pump();
+    }
+
+    fn take(&mut self, who: u8) -> Vec<String> {
+        self.inbox
+            .remove(&addr(who))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    }
+
+    /// The first message of `who`'s inbox starting with `start` (a status line or method).
+    fn expect(&mut self, who: u8, start: &str) -> String {
+        let all = self.take(who);
+        all.iter()
+            .find(|m| m.starts_with(start))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {start:?} for .{who}; got {all:#?}"))
+    }
+
+    /// Alice's authenticated INVITE to `dialled` with `extra` headers and a PCMU offer.
+    fn invite(&mut self, dialled: &str, extra: &str) -> String {
+        let uri = format!("sip:{dialled}@{REALM}");
+        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let raw = |branch: u32, cseq: u32, auth: &str| {
+            format!(
+                "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa{branch}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: <{uri}>\r\n\
+                 Call-ID: a-call\r\nCSeq: {cseq} INVITE\r\nContact: <sip:alice@192.0.2.10>\r\n\
+                 {extra}{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )
+        };
+        self.branch += 1;
+        self.deliver(addr(ALICE), &raw(self.branch, 1, ""));
+        let challenge = self.expect(ALICE, "SIP/2.0 407");
+        let m = Message::parse(challenge.as_bytes()).expect("well-formed test input");
+        let offer = m
+            .all(HeaderName::ProxyAuthenticate)
+            .find(|o| o.contains("MD5"))
+            .expect("well-formed test input")
+            .to_string();
+        let nonce = offer
+            .split("nonce=\"")
+            .nth(1)
+            .expect("well-formed test input")
+            .split('"')
+            .next()
+            .expect("well-formed test input")
+            .to_string();
+        let alg = Algorithm::Md5;
+        let ha1 = alg.ha1("alice", REALM, "wonder");
+        let ha2 = alg.hash_hex(&[b"INVITE", uri.as_bytes()]);
+        let response = alg.hash_hex(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]);
+        let auth = format!(
+            "Proxy-Authorization: Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n"
+        );
+        self.branch += 1;
+        let invite = raw(self.branch, 2, &auth);
+        self.deliver(addr(ALICE), &invite);
+        invite
+    }
+
+    /// `who` answers the request `req` with `status` (an SDP for 2xx).
+    fn answer(&mut self, who: u8, req: &str, status: u16) {
+        let m = Message::parse(req.as_bytes()).expect("well-formed test input");
+        let vias: String = m
+            .all(HeaderName::Via)
+            .map(|v| format!("Via: {v}\r\n"))
+            .collect();
+        let to = m.header(HeaderName::To).expect("well-formed test input");
+        let to = if to.contains("tag=") {
+            to.to_string()
+        } else {
+            format!("{to};tag=b{who}")
+        };
+        let sdp =
+            if (200..300).contains(&status) && m.method().is_some_and(|x| x.as_str() == "INVITE") {
+                format!(
+                "v=0\r\no=- 1 1 IN IP4 192.0.2.{who}\r\ns=-\r\nc=IN IP4 192.0.2.{who}\r\nt=0 0\r\n\
+                 m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            )
+            } else {
+                String::new()
+            };
+        let ct = if sdp.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        let raw = format!(
+            "SIP/2.0 {status} X\r\n{vias}From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+             Contact: <sip:bob@192.0.2.{who}>\r\n{ct}Content-Length: {}\r\n\r\n{sdp}",
+            m.header(HeaderName::From).expect("well-formed test input"),
+            m.call_id().expect("well-formed test input"),
+            m.header(HeaderName::CSeq).expect("well-formed test input"),
+            sdp.len()
+        );
+        self.deliver(addr(who), &raw);
+    }
+
+    /// Alice ACKs the 2xx `ok`.
+    fn ack(&mut self, ok: &str) {
+        let m = Message::parse(ok.as_bytes()).expect("well-formed test input");
+        let raw = format!(
+            "ACK sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKack{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {}\r\nCall-ID: a-call\r\n\
+             CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+            self.branch,
+            m.header(HeaderName::To).expect("well-formed test input")
+        );
+        self.deliver(addr(ALICE), &raw);
+    }
+
+    /// Alice in a dialog: re-INVITE without a body (a session refresh).
+    fn refresh(&mut self, ok: &str) {
+        let m = Message::parse(ok.as_bytes()).expect("well-formed test input");
+        self.branch += 1;
+        let raw = format!(
+            "INVITE sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKr{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {}\r\nCall-ID: a-call\r\n\
+             CSeq: {} INVITE\r\nContact: <sip:alice@192.0.2.10>\r\nContent-Length: 0\r\n\r\n",
+            self.branch,
+            m.header(HeaderName::To).expect("well-formed test input"),
+            10 + self.branch
+        );
+        self.deliver(addr(ALICE), &raw);
+    }
+
+    /// Sets up an answered call Alice -> 201 with `extra` headers on the INVITE; returns
+    /// Alice's 200.
+    fn answered(&mut self, extra: &str) -> String {
+        self.invite("201", extra);
+        let inv = self.expect(BOB, "INVITE ");
+        self.answer(BOB, &inv, 200);
+        let _ack_to_bob = self.expect(BOB, "ACK ");
+        let ok = self.expect(ALICE, "SIP/2.0 200");
+        self.ack(&ok);
+        ok
+    }
+
+    fn ended(&self) -> Vec<&mgw_core::call::CallRecord> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                CallEvent::Ended(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn session_timer_granted_refreshed_and_enforced() {
+    let mut n = Net::new(false);
+    let ok = n.answered("Supported: timer\r\nSession-Expires: 120\r\n");
+    assert!(ok.contains("Session-Expires: 120;refresher=uac"), "{ok}");
+    assert!(ok.contains("Require: timer"));
+    // Refreshed after 70 s: no BYE at the first expiry.
+    n.advance(Duration::from_secs(70));
+    n.refresh(&ok);
+    let r = n.expect(ALICE, "SIP/2.0 200");
+    assert!(r.contains("Session-Expires: 120"), "{r}");
+    n.advance(Duration::from_secs(60));
+    assert!(n.take(BOB).iter().all(|m| !m.starts_with("BYE")));
+    // Then silence: BYE to both before the interval ends (RFC 4028 section 10).
+    n.advance(Duration::from_secs(60));
+    n.expect(BOB, "BYE ");
+    n.expect(ALICE, "BYE ");
+    assert_eq!(n.ended().len(), 1);
+    assert_eq!(n.ended()[0].q850, 102);
+}
+
+#[test]
+fn too_short_session_interval_is_refused() {
+    let mut n = Net::new(false);
+    n.invite("201", "Supported: timer\r\nSession-Expires: 30\r\n");
+    let r = n.expect(ALICE, "SIP/2.0 422");
+    assert!(r.contains("Min-SE: 90"), "{r}");
+}
+
+#[test]
+fn caller_that_never_acks_is_hung_up_after_64_t1() {
+    let mut n = Net::new(false);
+    n.invite("201", "");
+    let inv = n.expect(BOB, "INVITE ");
+    n.answer(BOB, &inv, 200);
+    n.take(ALICE);
+    n.advance(Duration::from_secs(31));
+    let again = n.take(ALICE);
+    assert!(
+        again
+            .iter()
+            .filter(|m| m.starts_with("SIP/2.0 200"))
+            .count()
+            >= 5,
+        "the 200 is retransmitted: {}",
+        again.len()
+    );
+    n.advance(Duration::from_secs(2));
+    n.expect(BOB, "BYE ");
+    assert_eq!(n.ended().len(), 1);
+}
+
+#[test]
+fn unanswered_call_times_out_with_cancel() {
+    let mut n = Net::new(true);
+    n.invite("201", "");
+    let inv1 = n.expect(BOB, "INVITE ");
+    let inv2 = n.expect(BOB2, "INVITE ");
+    n.answer(BOB, &inv1, 180);
+    n.answer(BOB2, &inv2, 180);
+    n.take(ALICE);
+    n.advance(Duration::from_secs(121));
+    let r = n.expect(ALICE, "SIP/2.0 480");
+    assert!(r.contains("no answer"), "{r}");
+    n.expect(BOB, "CANCEL ");
+    n.expect(BOB2, "CANCEL ");
+}
+
+#[test]
+fn a_second_answer_is_acked_and_hung_up() {
+    let mut n = Net::new(true);
+    n.invite("201", "");
+    let inv1 = n.expect(BOB, "INVITE ");
+    let inv2 = n.expect(BOB2, "INVITE ");
+    n.answer(BOB, &inv1, 200);
+    // The second phone answers before its CANCEL arrived.
+    n.take(BOB2);
+    n.answer(BOB2, &inv2, 200);
+    let late = n.take(BOB2);
+    assert!(late.iter().any(|m| m.starts_with("ACK ")), "{late:#?}");
+    assert!(late.iter().any(|m| m.starts_with("BYE ")), "{late:#?}");
+    let ok = n.expect(ALICE, "SIP/2.0 200");
+    n.ack(&ok);
+    assert!(n.ended().is_empty(), "the call itself goes on");
+}
+
+#[test]
+fn responses_for_another_workers_call_are_passed_on() {
+    let mut n = Net::new(false);
+    let raw = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx\r\n\
+               From: <sip:200@mgw.test>;tag=f3w1234\r\nTo: <sip:201@mgw.test>;tag=b\r\n\
+               Call-ID: b3w99@mgw\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    n.deliver(addr(BOB), raw);
+    let (w, bytes, origin) = n.ep.poll_foreign().expect("passed on");
+    assert_eq!((w, origin.source), (3, addr(BOB)));
+    assert_eq!(bytes, raw.as_bytes());
+}
