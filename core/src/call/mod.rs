@@ -199,6 +199,8 @@ struct Call<A> {
     record: CallRecord,
     /// RFC 4028: the caller refreshes the session every `interval`; the last refresh.
     session: Option<(Duration, Instant)>,
+    /// Client transactions of the call, to forget them with it.
+    clients: Vec<ClientTxId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,6 +542,7 @@ impl<A: Clone> Calls<A> {
             callee_channel,
             record,
             session: session.map(|d| (d, now)),
+            clients: Vec::new(),
         };
         self.dialogs
             .insert((call.a.call_id.clone(), local_tag.clone()), (key, Side::A));
@@ -739,7 +742,7 @@ impl<A: Clone> Calls<A> {
             let dest = fork.dialog.peer.clone();
             match tx.send_request(buf.clone(), dest, reliable, now) {
                 Ok(id) => {
-                    self.clients.insert(id, (key, Role::Fork(i)));
+                    self.track(id, key, Role::Fork(i));
                 }
                 Err(_) => fork.done = Some(503),
             }
@@ -1226,7 +1229,7 @@ impl<A: Clone> Calls<A> {
         self.store_dialog(key, other_side(from), d);
         match tx.send_request(buf, dest, reliable, now) {
             Ok(id) => {
-                self.clients.insert(id, (key, Role::Relay));
+                self.track(id, key, Role::Relay);
                 if let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.as_mut()) {
                     p.client_tx = Some(id);
                 }
@@ -1472,12 +1475,29 @@ impl<A: Clone> Calls<A> {
         self.ask_media(key, Purpose::Finish, MediaOp::Finish);
     }
 
+    /// Forgets a call and every index entry that points at it, without scanning the indexes
+    /// (a busy worker holds thousands of calls).
     fn remove(&mut self, key: u64) -> Option<Call<A>> {
         let call = self.calls.remove(&key)?;
-        self.dialogs.retain(|_, (k, _)| *k != key);
-        self.clients.retain(|_, (k, _)| *k != key);
-        self.invites.retain(|_, k| *k != key);
+        self.dialogs
+            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        if let Some(f) = call.forks.first() {
+            self.dialogs
+                .remove(&(f.dialog.call_id.clone(), f.dialog.local_tag.clone()));
+        }
+        for id in &call.clients {
+            self.clients.remove(id);
+        }
+        self.invites.remove(&call.a_tx);
         Some(call)
+    }
+
+    /// Files a client transaction under its call.
+    fn track(&mut self, id: ClientTxId, key: u64, role: Role) {
+        self.clients.insert(id, (key, role));
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.clients.push(id);
+        }
     }
 
     fn cancel_forks(
@@ -1506,7 +1526,7 @@ impl<A: Clone> Calls<A> {
         }
         for (buf, dest, reliable) in cancels {
             if let Ok(id) = tx.send_request(buf, dest, reliable, now) {
-                self.clients.insert(id, (key, Role::Fire));
+                self.track(id, key, Role::Fire);
             }
         }
     }
