@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use mgw_core::auth::NonceKey;
 use mgw_core::admission::{Admission, EmergencyNumbers};
+use mgw_core::call::MediaResult;
 use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
 use mgw_core::licence::LicencePool;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ fn epoch() -> Instant {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut ep: Endpoint<u8> = Endpoint::new(EndpointConfig {
+    let mut ep: Endpoint<u8> = Endpoint::with_switch(EndpointConfig {
         domain: "mgw.test".into(),
         server: "fuzz".into(),
         nonce_lifetime: Duration::from_secs(30),
@@ -41,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         ),
         calls: Default::default(),
         worker: 0,
-    });
+    }, Box::new(|_, _| 7u8));
     let mut now = epoch();
     // Several datagrams per input, separated by a marker, so transactions see retransmissions.
     for (i, part) in data.split(|&b| b == 0xff).enumerate() {
@@ -56,6 +57,12 @@ fuzz_target!(|data: &[u8]| {
             },
             now,
         );
+        // Media answers fail: the call layer's failure paths run on every input.
+        while let Some(r) = ep.poll_media() {
+            ep.on_media(r.ticket, MediaResult::Failed("fuzz".into()), now);
+        }
+        while ep.poll_foreign().is_some() {}
+        while ep.poll_call_event().is_some() {}
         while let Some(t) = ep.poll_transmit() {
             assert!(
                 Message::parse(&t.bytes).is_ok(),
