@@ -380,3 +380,33 @@ fn loss_reordering_and_garbage_do_not_break_a_transcoding_call() {
     let hz = dominant_hz(&audio[audio.len() - 800..][..400], 8000.0);
     assert!((hz - 1000.0).abs() <= 100.0, "{hz} Hz after the damage");
 }
+
+/// The fixed cost of a transcoding direction, measured rather than assumed: audio buffers of
+/// the decoding path (codec state comes on top: a few hundred bytes for G.711 to G.726, the
+/// Opus encoder's own).
+#[test]
+fn a_decoding_direction_holds_a_small_fixed_amount_of_memory() {
+    use crate::relay::AudioPlan;
+    for (from, to) in [
+        (CodecName::Pcmu, CodecName::Opus),
+        (CodecName::G722, CodecName::Pcma),
+    ] {
+        let p = crate::relay::audio::AudioPath::new(
+            AudioPlan {
+                from,
+                in_pt: 0,
+                to,
+                out_pt: 8,
+                ptime_ms: 20,
+                events_in: None,
+                events_out: None,
+                opus_complexity: 5,
+            },
+            None,
+        )
+        .expect("path");
+        let bytes = p.buffer_bytes();
+        eprintln!("{from:?} -> {to:?}: {bytes} bytes of buffers");
+        assert!(bytes < 100 * 1024, "{bytes}");
+    }
+}

@@ -237,8 +237,11 @@ impl Transcoder {
             to,
             resampler,
             decoded: vec![0; MAX_FRAME].into_boxed_slice(),
-            resampled: vec![0; MAX_FRAME * 6].into_boxed_slice(),
-            pending: vec![0; MAX_FRAME * 6 + frame].into_boxed_slice(),
+            // One payload decodes to at most 120 ms, which is at most MAX_FRAME samples at
+            // any rate once resampled; the pending audio holds what is left of the last frame
+            // plus one payload, with room for a generated tone burst.
+            resampled: vec![0; MAX_FRAME + 16].into_boxed_slice(),
+            pending: vec![0; 2 * MAX_FRAME + frame].into_boxed_slice(),
             pending_len: 0,
             decoded_len: 0,
             last_decoded: 0,
@@ -331,6 +334,11 @@ impl Transcoder {
     /// Samples per outgoing packet at the outgoing audio rate.
     pub fn frame_samples(&self) -> usize {
         self.frame
+    }
+
+    /// Bytes of audio buffers this direction holds (the codecs' own state comes on top).
+    pub fn buffer_bytes(&self) -> usize {
+        2 * (self.decoded.len() + self.resampled.len() + self.pending.len()) + self.encoded.len()
     }
 
     /// The rate of the audio the encoder takes.

@@ -138,6 +138,16 @@ impl AudioPath {
         })
     }
 
+    /// Bytes this path allocated for its buffers (codec state excluded): the fixed cost of a
+    /// transcoding direction.
+    #[cfg(test)]
+    pub fn buffer_bytes(&self) -> usize {
+        self.transcoder.buffer_bytes()
+            + 2 * self.tone_buf.len()
+            + self.payload_in.len()
+            + self.out.len() * OUT_SIZE
+    }
+
     pub fn plan(&self) -> &AudioPlan {
         &self.plan
     }

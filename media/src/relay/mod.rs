@@ -4,7 +4,7 @@
 //! for G.711 A-law <-> u-law, the payload, all in that buffer, and says where to send it.
 //! Nothing is allocated or copied per packet; `media/tests/no_alloc.rs` proves it.
 
-mod audio;
+pub(crate) mod audio;
 mod extras;
 mod flow;
 mod latch;
