@@ -93,9 +93,7 @@ pub fn direction(from: &LegMedia, to: &LegMedia, opus_complexity: u8) -> Directi
         if let (Some(a), Some(b)) = (&from.events, &to.events) {
             pairs.push((a.payload_type, b.payload_type));
         }
-        // Comfort noise (RFC 3389) passes where the codec does.
-        pairs.push((13, 13));
-        return DirectionPlan::Relay(FlowSpec::mapped(&pairs, t, to.audio.clock_rate));
+        return DirectionPlan::Relay(FlowSpec::mapped_or_pass(&pairs, t, to.audio.clock_rate));
     }
     DirectionPlan::Audio(AudioPlan {
         from: from.audio.name,
@@ -157,8 +155,8 @@ mod tests {
         let a = LegMedia::for_offerer(&media("0", ""), &b).unwrap();
         assert_eq!(
             direction(&a, &b, 5),
-            DirectionPlan::Relay(FlowSpec::mapped(
-                &[(0, 8), (13, 13)],
+            DirectionPlan::Relay(FlowSpec::mapped_or_pass(
+                &[(0, 8)],
                 Transcode::UlawToAlaw,
                 8000
             ))

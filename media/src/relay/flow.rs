@@ -64,6 +64,24 @@ impl FlowSpec {
     }
 }
 
+impl FlowSpec {
+    /// Like [`FlowSpec::mapped`], but payload types not listed pass unchanged instead of
+    /// being dropped: what a relay between legs that share their codec should do, since
+    /// phones send payload types they never signalled (comfort noise, a pcap's own codec)
+    /// and rtpengine passes them too.
+    pub fn mapped_or_pass(pairs: &[(u8, u8)], transcode: Transcode, clock_rate: u32) -> FlowSpec {
+        let mut spec = FlowSpec::passthrough(clock_rate);
+        for &(i, o) in pairs {
+            if let Some(p) = spec.pt_map.get_mut(usize::from(i)) {
+                *p = o & 0x7F;
+            }
+        }
+        spec.transcode_pt = pairs.first().map(|p| p.0);
+        spec.transcode = transcode;
+        spec
+    }
+}
+
 /// The state of one direction.
 #[derive(Debug)]
 pub struct Flow {
