@@ -208,7 +208,10 @@ impl Db {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the write lock is taken at BEGIN, so a transaction that reads before it
+        // writes cannot fail with SQLITE_BUSY when another connection (the call record writer)
+        // committed in between; it waits (busy_timeout) instead.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
