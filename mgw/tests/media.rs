@@ -203,9 +203,12 @@ fn tone_through(
     let mut audio = Vec::new();
     let mut buf = [0u8; 2048];
     let mut pcm = vec![0i16; 5760];
-    sink.set_read_timeout(Some(Duration::from_millis(200)))
+    // The first packet may wait for a busy machine; once audio flows, a pause means the end.
+    sink.set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
     while let Ok(n) = sink.recv(&mut buf) {
+        sink.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
         let mut p = buf[..n].to_vec();
         let r = RtpPacket::parse(&mut p).expect("RTP from mgw");
         assert_eq!(r.payload_type(), out_pt, "{codec:?} -> {out_codec:?}");
