@@ -80,6 +80,37 @@ fn codecs(c: &mut Criterion) {
             })
         });
     }
+    // Opus as a transcoding direction runs it: at the other side's rate (8 kHz against
+    // G.711), decoding a peer's fullband packets to 8 kHz.
+    {
+        let frames: Vec<Vec<i16>> = (0..50).map(|k| frame(8000, k * 160)).collect();
+        let mut enc = Encoder::at_rate(CodecName::Opus, 8000, 20, 5).expect("encoder");
+        let mut out = vec![0u8; 1500];
+        let mut k = 0;
+        g.bench_function(BenchmarkId::new("encode", "opus-8k"), |b| {
+            b.iter(|| {
+                k = (k + 1) % frames.len();
+                black_box(enc.encode(&frames[k], &mut out).expect("encode"))
+            })
+        });
+        let mut enc48 = Encoder::new(CodecName::Opus, 20, 5).expect("encoder");
+        let payloads: Vec<Vec<u8>> = (0..50)
+            .map(|k| {
+                let n = enc48
+                    .encode(&frame(48000, k * 960), &mut out)
+                    .expect("encode");
+                out[..n].to_vec()
+            })
+            .collect();
+        let mut dec = Decoder::at_rate(CodecName::Opus, 8000).expect("decoder");
+        let mut pcm = vec![0i16; MAX_FRAME];
+        g.bench_function(BenchmarkId::new("decode", "opus-48k-to-8k"), |b| {
+            b.iter(|| {
+                k = (k + 1) % payloads.len();
+                black_box(dec.decode(Some(&payloads[k]), &mut pcm).expect("decode"))
+            })
+        });
+    }
     for (from, to) in [(8000, 48000), (48000, 8000), (8000, 16000), (16000, 8000)] {
         let mut r = Resampler::new(from, to).expect("resampler");
         let input = frame(from, 0);
