@@ -1,9 +1,12 @@
 //! Command line: `mgw-loadtest register --target HOST:PORT --users FILE.csv --rate N --count M`
-//! and `mgw-loadtest rtp --ng IP:PORT --streams N --duration S`.
+//! `mgw-loadtest rtp --ng IP:PORT --streams N --duration S` and
+//! `mgw-loadtest floor --ng IP:PORT --ports FIRST-LAST`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::codecs::Codec;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +25,11 @@ pub enum Command {
     Register(RegisterArgs),
     /// RTP streams through an ng-controlled relay (mgw or rtpengine): loss and latency.
     Rtp(RtpArgs),
+    /// The bare recvmmsg/sendmmsg relay, driven over ng like mgw: the CPU floor per packet.
+    Floor(FloorArgs),
+    /// Whole calls, caller and callee: INVITE -> 407 -> INVITE with digest -> 200 -> ACK ->
+    /// hold -> BYE -> 200, paced open-loop.
+    Call(crate::call::CallArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -43,6 +51,55 @@ pub struct RtpArgs {
     pub duration: f64,
 
     /// Local address of the endpoints' sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// Threads sending and receiving media; streams are dealt out among them.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// UDP sockets per side and thread that the endpoints share (a turn then moves many
+    /// packets per system call); 0 gives every endpoint its own port, as separate phones have.
+    #[arg(long, default_value_t = 1)]
+    pub sockets: usize,
+
+    /// Shortest sleep between turns, in microseconds: packets due meanwhile leave together, up
+    /// to this late. Latency is taken from kernel arrival timestamps, so reading in batches
+    /// does not add to it.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    pub tick_us: u64,
+
+    /// Spin instead of sleeping for the last microseconds before a send is due: sleeps on a VM
+    /// can end a millisecond or more late, and each late turn sends a burst. 0: always sleep.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=20_000))]
+    pub spin_us: u64,
+
+    /// The relay's process id: its CPU over the media phase (not the ng set-up and tear-down)
+    /// is reported, from /proc.
+    #[arg(long)]
+    pub relay_pid: Option<u32>,
+
+    /// What the offerer (A) sends.
+    #[arg(long, value_enum, default_value_t = Codec::Pcmu)]
+    pub codec_a: Codec,
+
+    /// What the answerer (B) sends and accepts [default: --codec-a]. When it differs, the
+    /// offer asks the relay to transcode (ng `codec: {transcode: [..]}`).
+    #[arg(long, value_enum)]
+    pub codec_b: Option<Codec>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FloorArgs {
+    /// Where to listen for ng commands, IP:PORT.
+    #[arg(long)]
+    pub ng: String,
+
+    /// Media ports to allocate from, FIRST-LAST (two per call).
+    #[arg(long, default_value = "50000-59999")]
+    pub ports: String,
+
+    /// Address to bind media ports on and to write into SDP.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
 }

@@ -184,7 +184,7 @@ fn drain(
 
 /// The target's address and its host part as written (brackets of an IPv6 literal kept, as a
 /// SIP URI needs them).
-fn resolve(target: &str) -> Result<(SocketAddr, String), String> {
+pub(crate) fn resolve(target: &str) -> Result<(SocketAddr, String), String> {
     let bad = || format!("--target {target:?}: expected HOST:PORT");
     let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.parse::<u16>().is_err() {
@@ -199,7 +199,7 @@ fn resolve(target: &str) -> Result<(SocketAddr, String), String> {
 }
 
 /// Seed for the run id and the cnonces: different per run and per process.
-fn entropy() -> u64 {
+pub(crate) fn entropy() -> u64 {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -39,6 +39,17 @@ pub fn open(target: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
         .collect()
 }
 
+/// One socket bound to `local` (a fixed port the server is told to send to) and connected to
+/// `target`: what the server sends from its listening port reaches it, nothing else does.
+pub fn open_at(local: SocketAddr, target: SocketAddr) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(local)?;
+    s.connect(target)?;
+    s.set_nonblocking(true)?;
+    grow_buffer(s.as_raw_fd(), libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
+    grow_buffer(s.as_raw_fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
+    Ok(s)
+}
+
 /// The FORCE variant ignores rmem_max/wmem_max but needs CAP_NET_ADMIN; otherwise the plain
 /// option gives what the sysctl allows. Either failing leaves the default, which only costs
 /// drops at high rates.
