@@ -30,12 +30,15 @@ fn gateway_with(name: &str, alice_channels: &str, inactivity_s: u32) -> Server {
     )
     .expect("csv");
     let text = std::fs::read_to_string(&server.config).expect("config");
-    let ports = 44000 + (std::process::id() % 8) * 500;
+    // Each gateway of this process (the tests run in parallel) gets its own RTP ports.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 8;
+    let ports = 44000 + ((std::process::id() % 4) * 8 + n) * 100;
     let text = format!(
         "{text}[licences]\ntotal = 10\n[accounts]\nimport_csv = \"{}\"\n\
          [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"{ports}-{}\"\ninactivity_s = {inactivity_s}\n",
         csv.display(),
-        ports + 499
+        ports + 99
     );
     std::fs::write(&server.config, text).expect("config");
     server.start()
