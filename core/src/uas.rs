@@ -28,10 +28,10 @@ const KNOWN_NOT_ALLOWED: &[Method<'static>] = &[Method::Publish];
 pub const ACCEPT: &str = "application/sdp, multipart/mixed";
 
 /// Option tags of extensions the gateway implements (RFC 3261 section 19.2).
-pub const SUPPORTED: &[&str] = &["path"];
+pub const SUPPORTED: &[&str] = &["path", "100rel", "timer"];
 
 /// `Supported` as sent; a test keeps it equal to [`SUPPORTED`].
-pub const SUPPORTED_HEADER: &str = "path";
+pub const SUPPORTED_HEADER: &str = "path, 100rel, timer";
 
 /// `Allow` as sent; a test keeps it equal to [`ALLOWED`].
 pub const ALLOW: &str =

@@ -450,3 +450,59 @@ fn responses_for_another_workers_call_are_passed_on() {
     assert_eq!((w, origin.source), (3, addr(BOB)));
     assert_eq!(bytes, raw.as_bytes());
 }
+
+/// RFC 3262 end to end: the callee's reliable 183 is PRACKed by mgw, and passed to the caller
+/// as mgw's own reliable 183, retransmitted until the caller's PRACK.
+#[test]
+fn reliable_provisionals_pass_through() {
+    let mut n = Net::new(false);
+    n.invite("201", "Supported: 100rel\r\n");
+    let inv = n.expect(BOB, "INVITE ");
+    assert!(inv.contains("Supported: 100rel"), "{inv}");
+    let m = Message::parse(inv.as_bytes()).expect("well-formed test input");
+    let vias: String = m
+        .all(HeaderName::Via)
+        .map(|v| format!("Via: {v}\r\n"))
+        .collect();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+               m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let ringing = format!(
+        "SIP/2.0 183 Session Progress\r\n{vias}From: {}\r\nTo: {};tag=b20\r\nCall-ID: {}\r\n\
+         CSeq: {}\r\nContact: <sip:bob@192.0.2.20>\r\nRequire: 100rel\r\nRSeq: 7\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        m.header(HeaderName::From).expect("well-formed test input"),
+        m.header(HeaderName::To).expect("well-formed test input"),
+        m.call_id().expect("well-formed test input"),
+        m.header(HeaderName::CSeq).expect("well-formed test input"),
+        sdp.len()
+    );
+    n.deliver(addr(BOB), &ringing);
+    let prack = n.expect(BOB, "PRACK ");
+    assert!(prack.contains("RAck: 7 1 INVITE"), "{prack}");
+    let early = n.expect(ALICE, "SIP/2.0 183");
+    assert!(
+        early.contains("Require: 100rel") && early.contains("RSeq: 1"),
+        "{early}"
+    );
+    assert!(early.contains("m=audio"), "early media SDP passed on");
+    // No PRACK from Alice yet: the 183 comes again.
+    n.advance(Duration::from_millis(600));
+    n.expect(ALICE, "SIP/2.0 183");
+    let to = Message::parse(early.as_bytes())
+        .expect("well-formed test input")
+        .header(HeaderName::To)
+        .expect("well-formed test input")
+        .to_string();
+    let prack_a = format!(
+        "PRACK sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKp1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {to}\r\nCall-ID: a-call\r\n\
+         CSeq: 3 PRACK\r\nRAck: 1 2 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    n.deliver(addr(ALICE), &prack_a);
+    n.expect(ALICE, "SIP/2.0 200");
+    n.advance(Duration::from_secs(2));
+    assert!(
+        n.take(ALICE).iter().all(|m| !m.starts_with("SIP/2.0 183")),
+        "no retransmission after the PRACK"
+    );
+}

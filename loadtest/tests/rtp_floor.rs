@@ -25,10 +25,11 @@ impl Floor {
         };
         // Media ports below the ephemeral range, spread by pid so parallel runs rarely meet;
         // the floor skips any port it cannot bind anyway.
-        let first = 20_000 + (std::process::id() % 400) * 25;
+        // A hundred ports for four streams: some may be taken by whatever else runs.
+        let first = 20_000 + (std::process::id() % 100) * 100;
         let child = Command::new(BIN)
             .args(["floor", "--ng", &ng, "--ports"])
-            .arg(format!("{first}-{}", first + 24))
+            .arg(format!("{first}-{}", first + 99))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

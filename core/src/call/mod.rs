@@ -201,6 +201,12 @@ struct Call<A> {
     session: Option<(Duration, Instant)>,
     /// Client transactions of the call, to forget them with it.
     clients: Vec<ClientTxId>,
+    /// RFC 3262: the caller supports reliable provisional responses; the last RSeq mgw used
+    /// towards it, and the reliable provisional awaiting its PRACK (bytes, retransmission
+    /// interval, give-up time).
+    a_100rel: bool,
+    a_rseq: u32,
+    a_unacked_1xx: Option<(Arc<[u8]>, Duration, Instant)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +231,8 @@ enum Purpose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
     Retransmit2xx,
+    /// A reliable provisional response to the caller, until its PRACK (RFC 3262 3).
+    Retransmit1xx,
     NoAnswer,
     SessionExpiry,
 }
@@ -543,6 +551,12 @@ impl<A: Clone> Calls<A> {
             record,
             session: session.map(|d| (d, now)),
             clients: Vec::new(),
+            a_100rel: msg
+                .list(HeaderName::Supported)
+                .chain(msg.list(HeaderName::Require))
+                .any(|t| t.trim().eq_ignore_ascii_case("100rel")),
+            a_rseq: 0,
+            a_unacked_1xx: None,
         };
         self.dialogs
             .insert((call.a.call_id.clone(), local_tag.clone()), (key, Side::A));
@@ -715,6 +729,12 @@ impl<A: Clone> Calls<A> {
             return;
         }
         let pai = format!("<sip:{}@{}>", call.record.caller_number, self.cfg.domain);
+        // Reliable provisionals only where the caller takes them too: mgw passes them on.
+        let supported = if call.a_100rel {
+            "100rel, replaces, timer"
+        } else {
+            "replaces, timer"
+        };
         let n = call.forks.len();
         for i in 0..n {
             let reliable = self.calls[&key].forks[i].dialog.reliable;
@@ -733,7 +753,7 @@ impl<A: Clone> Calls<A> {
                 &[
                     ("P-Asserted-Identity", &pai),
                     ("Allow", crate::uas::ALLOW),
-                    ("Supported", "replaces, timer"),
+                    ("Supported", supported),
                     ("User-Agent", &self.cfg.server),
                 ],
                 Some(("application/sdp", sdp.as_bytes())),
@@ -828,6 +848,14 @@ impl<A: Clone> Calls<A> {
             if call.state != State::Ringing {
                 return;
             }
+            if let Some(rseq) = reliable_rseq(msg) {
+                let cseq = msg.cseq().map_or(1, |c| c.seq);
+                let d = call.forks[i].dialog.clone();
+                self.prack(tx, key, i, d, rseq, cseq, now);
+            }
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
             if has_sdp && !call.sent_early_sdp {
                 call.sent_early_sdp = true;
                 let to_tag = call.forks[i].dialog.remote_tag.clone();
@@ -839,16 +867,7 @@ impl<A: Clone> Calls<A> {
                 );
             }
             let reason = msg.reason().unwrap_or("Ringing").to_string();
-            let (invite, tx_id, src, tag) = (
-                call.a_invite.clone(),
-                call.a_tx,
-                call.a_source,
-                call.a.local_tag.clone(),
-            );
-            if let Ok(m) = Message::parse(&invite) {
-                self.reply_to(tx, tx_id, &m, src, &tag, status, &reason, &[], None, now);
-            }
-            return;
+            return self.provisional_to_a(tx, key, status, &reason, None, now);
         }
         if status < 300 {
             // Every 2xx is acknowledged, even one that comes too late to win.
@@ -934,32 +953,98 @@ impl<A: Clone> Calls<A> {
         sdp: &str,
         now: Instant,
     ) {
-        let Some(call) = self.calls.get(&key) else {
+        if self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.state == State::Ringing)
+        {
+            self.provisional_to_a(tx, key, status, default_reason(status), Some(sdp), now);
+        }
+    }
+
+    /// A provisional response to the caller: reliable (RFC 3262: `Require: 100rel`, `RSeq`,
+    /// retransmitted until its PRACK) when the caller supports it and none is awaiting its
+    /// PRACK, else an ordinary one.
+    fn provisional_to_a(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        reason: &str,
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        let t1 = self.cfg.t1;
+        let contact = self.contact(false);
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.state != State::Ringing {
-            return;
-        }
+        let reliable = call.a_100rel && call.a_unacked_1xx.is_none();
         let (invite, tx_id, src, tag) = (
             call.a_invite.clone(),
             call.a_tx,
             call.a_source,
             call.a.local_tag.clone(),
         );
-        let contact = self.contact(call.a.reliable);
-        if let Ok(m) = Message::parse(&invite) {
-            self.reply_to(
-                tx,
-                tx_id,
-                &m,
-                src,
-                &tag,
-                status,
-                default_reason(status),
-                &[("Contact", &contact)],
-                Some(sdp),
-                now,
-            );
+        let Ok(m) = Message::parse(&invite) else {
+            return;
+        };
+        let mut headers: Vec<(&str, String)> = vec![("Contact", contact)];
+        if reliable {
+            call.a_rseq += 1;
+            headers.push(("Require", "100rel".into()));
+            headers.push(("RSeq", call.a_rseq.to_string()));
+        }
+        let mut bytes = Vec::with_capacity(1024);
+        let mut b = ResponseBuilder::new(
+            &mut bytes,
+            &m,
+            status,
+            reason,
+            ReplyContext {
+                source: Some(src),
+                to_tag: Some(&tag),
+            },
+        );
+        for (n, v) in &headers {
+            b = b.header(n, v);
+        }
+        b = b.header("Server", &self.cfg.server);
+        match sdp {
+            Some(s) => b.finish(Some("application/sdp"), s.as_bytes()),
+            None => b.finish(None, b""),
+        }
+        let _ = tx.respond(tx_id, status, bytes.clone(), now);
+        if reliable {
+            call.a_unacked_1xx = Some((Arc::from(bytes), t1, now + t1 * 64));
+            self.timers
+                .push(Reverse((now + t1, key, TimerKind::Retransmit1xx)));
+        }
+    }
+
+    /// PRACK for a callee's reliable provisional response (RFC 3262 7.2), in its early dialog.
+    #[allow(clippy::too_many_arguments)]
+    fn prack(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        fork: usize,
+        mut d: Dialog<A>,
+        rseq: u32,
+        invite_cseq: u32,
+        now: Instant,
+    ) {
+        let via = self.via(d.reliable);
+        let contact = self.contact(d.reliable);
+        let rack = format!("{rseq} {invite_cseq} INVITE");
+        let mut buf = Vec::with_capacity(512);
+        d.request(&mut buf, "PRACK", &via, &contact, &[("RAck", &rack)], None);
+        let (dest, reliable) = (d.peer.clone(), d.reliable);
+        if let Some(f) = self.calls.get_mut(&key).and_then(|c| c.forks.get_mut(fork)) {
+            f.dialog.local_cseq = d.local_cseq;
+        }
+        if let Ok(id) = tx.send_request(buf, dest, reliable, now) {
+            self.track(id, key, Role::Fire);
         }
     }
 
@@ -1182,6 +1267,14 @@ impl<A: Clone> Calls<A> {
                         transcode: false,
                     },
                 );
+            }
+            Method::Prack => {
+                if side == Side::A {
+                    if let Some(c) = self.calls.get_mut(&key) {
+                        c.a_unacked_1xx = None;
+                    }
+                }
+                self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now)
             }
             Method::Info | Method::Notify | Method::Options => {
                 self.reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &[], None, now)
@@ -1606,6 +1699,30 @@ impl<A: Clone> Calls<A> {
                         self.fail(tx, key, 480, "Temporarily Unavailable: no answer", now);
                     }
                 }
+                TimerKind::Retransmit1xx => {
+                    let t2 = self.cfg.t2;
+                    let Some(call) = self.calls.get_mut(&key) else {
+                        continue;
+                    };
+                    let Some((bytes, interval, give_up)) = call.a_unacked_1xx.clone() else {
+                        continue;
+                    };
+                    if now >= give_up || call.state != State::Ringing {
+                        // No PRACK: later provisionals go unreliably (RFC 3262 3 would have
+                        // the INVITE rejected; the call is left to ring instead).
+                        call.a_unacked_1xx = None;
+                        call.a_100rel = false;
+                        continue;
+                    }
+                    self.acks.push_back((call.a.peer.clone(), bytes.to_vec()));
+                    let next = (interval * 2).min(t2);
+                    call.a_unacked_1xx = Some((bytes, next, give_up));
+                    self.timers.push(Reverse((
+                        (now + next).min(give_up),
+                        key,
+                        TimerKind::Retransmit1xx,
+                    )));
+                }
                 TimerKind::SessionExpiry => {
                     let Some(call) = self.calls.get(&key) else {
                         continue;
@@ -1722,6 +1839,17 @@ fn uri_target(uri: &str) -> Option<SocketAddr> {
     let host = u.host.trim_start_matches('[').trim_end_matches(']');
     let ip: IpAddr = host.parse().ok()?;
     Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
+}
+
+/// The RSeq of a reliable provisional response (`Require: 100rel` with `RSeq`).
+fn reliable_rseq(msg: &Message<'_>) -> Option<u32> {
+    let required = msg
+        .list(HeaderName::Require)
+        .any(|t| t.trim().eq_ignore_ascii_case("100rel"));
+    if !required {
+        return None;
+    }
+    msg.header_by_name("RSeq")?.trim().parse().ok()
 }
 
 /// The worker a tag or Call-ID made by [`Calls`] belongs to.
