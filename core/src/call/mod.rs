@@ -1452,36 +1452,16 @@ impl<A: Clone> Calls<A> {
         now: Instant,
     ) {
         self.cancel_forks(tx, key, None, now);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if matches!(call.state, State::Established | State::Ending) {
+        if self
+            .calls
+            .get(&key)
+            .is_none_or(|c| matches!(c.state, State::Established | State::Ending))
+        {
             return;
         }
-        call.record.status = status;
-        call.record.cause = reason.to_string();
-        call.record.q850 = cause::q850_of_status(status);
-        let (invite, tx_id, src, tag) = (
-            call.a_invite.clone(),
-            call.a_tx,
-            call.a_source,
-            call.a.local_tag.clone(),
-        );
+        self.set_outcome(key, status, reason);
         let q = cause::reason_header(cause::q850_of_status(status));
-        if let Ok(m) = Message::parse(&invite) {
-            self.reply_to(
-                tx,
-                tx_id,
-                &m,
-                src,
-                &tag,
-                status,
-                reason,
-                &[("Reason", &q)],
-                None,
-                now,
-            );
-        }
+        self.reply_caller(tx, key, status, reason, &[("Reason", &q)], now);
         self.finish(key);
     }
 
@@ -1495,35 +1475,55 @@ impl<A: Clone> Calls<A> {
         bye_a: bool,
         now: Instant,
     ) {
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(call) = self.calls.get(&key) else {
             return;
         };
-        call.record.status = status;
-        call.record.cause = reason.to_string();
-        call.record.q850 = cause::q850_of_status(status);
         let answered_a = call.state == State::Established;
+        self.set_outcome(key, status, reason);
+        let q850 = cause::q850_of_status(status);
         if let Some(d) = self.dialog_for(key, Side::B) {
-            self.bye(tx, d, cause::q850_of_status(status), now);
+            self.bye(tx, d, q850, now);
         }
         if bye_a && answered_a {
             if let Some(d) = self.dialog_for(key, Side::A) {
-                self.bye(tx, d, cause::q850_of_status(status), now);
+                self.bye(tx, d, q850, now);
             }
         } else if !answered_a {
-            let Some(call) = self.calls.get(&key) else {
-                return;
-            };
-            let (invite, tx_id, src, tag) = (
-                call.a_invite.clone(),
-                call.a_tx,
-                call.a_source,
-                call.a.local_tag.clone(),
-            );
-            if let Ok(m) = Message::parse(&invite) {
-                self.reply_to(tx, tx_id, &m, src, &tag, status, reason, &[], None, now);
-            }
+            self.reply_caller(tx, key, status, reason, &[], now);
         }
         self.finish(key);
+    }
+
+    fn set_outcome(&mut self, key: u64, status: u16, reason: &str) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.record.status = status;
+            call.record.cause = reason.to_string();
+            call.record.q850 = cause::q850_of_status(status);
+        }
+    }
+
+    /// A final answer on the caller's INVITE transaction.
+    fn reply_caller(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (invite, tx_id, src, tag) = (
+            call.a_invite.clone(),
+            call.a_tx,
+            call.a_source,
+            call.a.local_tag.clone(),
+        );
+        if let Ok(m) = Message::parse(&invite) {
+            self.reply_to(tx, tx_id, &m, src, &tag, status, reason, headers, None, now);
+        }
     }
 
     /// The media engine saw no packet either way for its inactivity time: the call is dead
