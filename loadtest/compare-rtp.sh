@@ -13,7 +13,8 @@
 #   capacity   per relay, the most streams with loss < 0.01 % over CAP_SECS (10), and the most
 #              that also keep the median latency under 20 ms (one packet interval; a relay can
 #              queue seconds of a 50 pps stream in its socket buffers before it loses any):
-#              doubling from CAP_START (400) up to the relay's port range, then bisection to ~5 %
+#              doubling from CAP_START (400) up to CAP_MAX (3400; rtpengine's port range stops
+#              it at 2600), then bisection to ~5 %
 #   latency    mgw and the floor at 80 % of mgw's capacity (by each criterion), LAT_REPEAT (3)
 #              rounds, and rtpengine at 80 % of its own (needs the capacity part first in the
 #              same run; MGW_CAPACITY stands in for mgw's loss-free capacity without it)
@@ -49,7 +50,8 @@ if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then pin_relay=(taskset -c 0) pi
 # call (RTP+RTCP per leg), the floor 2; the searches stop short of each range.
 floor_ng=127.0.0.1:22243 mgw_ng=127.0.0.1:22241 re_ng=127.0.0.1:22242
 floor_ports=1100-7999 mgw_ports=8000-21999 re_min=22300 re_max=32767
-declare -A cap_max=([floor]=3400 [mgw]=3400 [rtpengine]=2600)
+top=${CAP_MAX:-3400}
+declare -A cap_max=([floor]=$top [mgw]=$top [rtpengine]=$((top < 2600 ? top : 2600)))
 
 work=$(mktemp -d)
 results=${RESULTS:-$work/results.jsonl}
