@@ -17,7 +17,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::directory::{AccountState, ChannelToken, Directory, LogOn};
+use crate::directory::{
+    AccountId, AccountState, ChannelGate, ChannelToken, Directory, LogOn, LogOnId,
+};
+
+/// The account of a call with none behind it (a PSTN caller on a trunk).
+pub const NO_ACCOUNT: AccountId = AccountId::MAX;
 use crate::licence::{Claimed, LicencePool};
 
 /// Numbers callable without a licence (seed 000), as dialled.
@@ -84,7 +89,7 @@ impl Refusal {
                 (403, "Forbidden: account not yet enabled")
             }
             Refusal::AccountNotActive(_) => (403, "Forbidden: account disabled"),
-            Refusal::NoLicence => (403, "Forbidden: no free licence, emergency calls only"),
+            Refusal::NoLicence => (403, "Forbidden: no licence free, emergency calls only"),
             Refusal::ChannelsBusy { .. } => (486, "Busy Here: all voice channels in use"),
         }
     }
@@ -165,6 +170,52 @@ impl Admission {
             licence: Some(licence),
             channel,
         })
+    }
+
+    /// A call from a peer (a line driver, a trunk): no log-on and no licence behind it. When a
+    /// subscriber account has `calling` as its main number (a DECT handset attached to an
+    /// account), the call takes one of that account's voice channels and obeys its state.
+    /// Returns the log-on the call is placed under: the peer's name, the calling number.
+    pub fn from_peer(
+        &self,
+        peer: &str,
+        calling: &str,
+        dialled: &str,
+    ) -> Result<(LogOn, CallPermit), Refusal> {
+        let emergency = self.emergency.contains(dialled);
+        let account = (!calling.is_empty())
+            .then(|| {
+                self.directory
+                    .accounts()
+                    .into_iter()
+                    .find(|a| &*a.main_number == calling)
+            })
+            .flatten();
+        let log_on = LogOn {
+            id: LogOnId::MAX,
+            user: peer.into(),
+            number: calling.into(),
+            account: account.as_ref().map_or(NO_ACCOUNT, |a| a.id),
+            ha1_md5: "".into(),
+            ha1_sha256: "".into(),
+            keepalive: None,
+        };
+        let channel = match &account {
+            None => Arc::new(ChannelGate::new(None)).force_acquire(),
+            Some(a) if emergency => a.channels.force_acquire(),
+            Some(a) if a.state != AccountState::Enabled => {
+                return Err(Refusal::AccountNotActive(a.state))
+            }
+            Some(a) => a.channels.try_acquire().ok_or(Refusal::ChannelsBusy {
+                limit: a.channels.limit().unwrap_or(u32::MAX),
+            })?,
+        };
+        let permit = CallPermit {
+            emergency,
+            licence: None,
+            channel,
+        };
+        Ok((log_on, permit))
     }
 
     /// May a call be delivered to the account that owns `number`'s log-on `callee`?

@@ -202,7 +202,7 @@ impl<A: Clone> Endpoint<A> {
         if let Err(e) = validate::request(&msg) {
             return self.refuse_unparsable(bytes, e, origin);
         }
-        let via = if self.stateful(&msg) {
+        let via = if self.stateful(&msg, origin.source) {
             match self
                 .tx
                 .on_request(&msg, origin.reply_to.clone(), origin.reliable, now)
@@ -287,11 +287,12 @@ impl<A: Clone> Endpoint<A> {
     /// with credentials keeps its transaction so that its retransmission is absorbed rather than
     /// seen as a replayed nonce-count; an INVITE with credentials becomes a call, and requests
     /// inside a call, CANCEL and the ACK of a 2xx belong to it.
-    fn stateful(&self, msg: &Message<'_>) -> bool {
+    fn stateful(&self, msg: &Message<'_>, source: SocketAddr) -> bool {
         match msg.method() {
             Some(Method::Register) => msg.header(HeaderName::Authorization).is_some(),
             Some(Method::Invite) if msg.to().is_some_and(|t| t.tag().is_none()) => {
                 msg.header(HeaderName::ProxyAuthorization).is_some()
+                    || self.cfg.calls.peers.by_source(source).is_some()
             }
             Some(Method::Cancel) => true,
             Some(_) => self.calls.knows(msg),
@@ -414,6 +415,12 @@ impl<A: Clone> Endpoint<A> {
                 self.reply(msg, 200, "OK", &[], via, origin);
                 self.calls.on_cancel(&mut self.tx, invite, now);
                 return;
+            }
+        }
+        if method == Method::Invite && !in_dialog {
+            if let Some(peer) = self.cfg.calls.peers.by_source(origin.source) {
+                let name = peer.name.clone();
+                return self.admit_peer_call(msg, &name, via, origin, now);
             }
         }
         match method {
@@ -587,6 +594,53 @@ impl<A: Clone> Endpoint<A> {
             }
         }
         self.reply(msg, 480, "Temporarily Unavailable", &[], via, origin)
+    }
+
+    /// An INVITE from a peer (a line driver, a trunk's server): trusted by its address, placed
+    /// under the calling number, with no licence to claim.
+    fn admit_peer_call(
+        &mut self,
+        msg: &Message<'_>,
+        peer: &str,
+        via: Via<A>,
+        origin: Origin<A>,
+        now: Instant,
+    ) {
+        let dialled = msg
+            .request_uri()
+            .and_then(|u| u.user_decoded())
+            .unwrap_or_default();
+        let calling = msg
+            .from()
+            .and_then(|f| f.uri.user_decoded())
+            .unwrap_or_default();
+        let (log_on, permit) = match self.cfg.admission.from_peer(peer, &calling, &dialled) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let (code, reason) = refusal.status();
+                return self.reply(msg, code, reason, &[], via, origin);
+            }
+        };
+        let Via::Tx(id) = via else {
+            return self.reply(msg, 500, "Server Internal Error", &[], via, origin);
+        };
+        let ctx = CallContext {
+            admission: &self.cfg.admission,
+            location: &self.cfg.location,
+            wall_ms: self.wall_ms(now),
+        };
+        self.calls.start(
+            &mut self.tx,
+            id,
+            msg,
+            origin.source,
+            origin.reply_to,
+            origin.reliable,
+            &log_on,
+            permit,
+            &ctx,
+            now,
+        );
     }
 
     /// An authenticated REGISTER: a log-on may only register its own address of record.

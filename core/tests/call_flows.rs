@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use mgw_core::admission::{Admission, EmergencyNumbers, DEFAULT_EMERGENCY};
 use mgw_core::auth::{Algorithm, NonceKey};
+use mgw_core::call::dialplan::{DialPlan, Rule, Target};
+use mgw_core::call::peer::{Peer, Peers};
 use mgw_core::call::{CallConfig, CallEvent, MediaOp, MediaResult, MediaTotals};
 use mgw_core::directory::{Account, AccountState, Directory, LogOn};
 use mgw_core::endpoint::{Endpoint, EndpointConfig, Origin};
@@ -29,6 +31,7 @@ fn addr(last: u8) -> SocketAddr {
 const ALICE: u8 = 10;
 const BOB: u8 = 20;
 const BOB2: u8 = 21;
+const PRI: u8 = 50;
 
 struct Net {
     ep: Endpoint<SocketAddr>,
@@ -61,6 +64,44 @@ fn binding(contact: &str, source: SocketAddr) -> Binding {
 impl Net {
     /// Alice (200) and Bob (201, two phones when `forks`) registered.
     fn new(forks: bool) -> Net {
+        Net::build(
+            forks,
+            CallConfig {
+                domain: REALM.into(),
+                local: "192.0.2.1:5060".into(),
+                ..CallConfig::default()
+            },
+        )
+    }
+
+    /// With a line driver `pri1` at .50 (one call at a time, dial 0 + number, serves 300).
+    fn with_peer() -> Net {
+        let mut pri = Peer::new("pri1", addr(PRI), Some(1));
+        pri.numbers.push("300".into());
+        let dial_plan = DialPlan {
+            rules: vec![Rule {
+                prefix: "0".into(),
+                strip_prefix: true,
+                target: Target::Trunk {
+                    name: "pri1".into(),
+                    prepend: String::new(),
+                },
+            }],
+            ..DialPlan::default()
+        };
+        Net::build(
+            false,
+            CallConfig {
+                domain: REALM.into(),
+                local: "192.0.2.1:5060".into(),
+                dial_plan,
+                peers: Peers::new(vec![pri]),
+                ..CallConfig::default()
+            },
+        )
+    }
+
+    fn build(forks: bool, calls: CallConfig) -> Net {
         let directory = Arc::new(Directory::new());
         for (id, n) in [(1, "200"), (2, "201")] {
             directory.put_account(Account::new(id, n, n, AccountState::Enabled, None, vec![]));
@@ -98,11 +139,7 @@ impl Net {
                     Arc::new(LicencePool::new(10)),
                     EmergencyNumbers::new(&DEFAULT_EMERGENCY),
                 ),
-                calls: CallConfig {
-                    domain: REALM.into(),
-                    local: "192.0.2.1:5060".into(),
-                    ..CallConfig::default()
-                },
+                calls,
                 worker: 0,
             },
             Box::new(|a, _| a),
@@ -505,4 +542,56 @@ fn reliable_provisionals_pass_through() {
         n.take(ALICE).iter().all(|m| !m.starts_with("SIP/2.0 183")),
         "no retransmission after the PRACK"
     );
+}
+
+#[test]
+fn calls_reach_a_line_driver_by_prefix_and_by_served_number_within_its_limit() {
+    let mut n = Net::with_peer();
+    n.invite("05551000", "");
+    n.expect(ALICE, "SIP/2.0 100");
+    let out = n.expect(PRI, "INVITE sip:5551000@192.0.2.50:5060 SIP/2.0");
+    assert!(out.contains("To: <sip:5551000@192.0.2.50:5060>"), "{out}");
+    assert!(
+        out.contains("sip:200@"),
+        "caller ID is Alice's number: {out}"
+    );
+    // The driver's one channel is taken: the next call to it is refused.
+    n.invite("300", "");
+    let refused = n.expect(ALICE, "SIP/2.0 503");
+    assert!(
+        refused.contains("every channel of pri1 is in use"),
+        "{refused}"
+    );
+    n.answer(PRI, &out, 486);
+    n.expect(ALICE, "SIP/2.0 486");
+    n.invite("300", "");
+    n.expect(PRI, "INVITE sip:300@192.0.2.50:5060 SIP/2.0");
+}
+
+#[test]
+fn a_peer_calls_a_subscriber_without_digest() {
+    let mut n = Net::with_peer();
+    let uri = format!("sip:201@{REALM}");
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n\
+               m=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let invite = format!(
+        "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKp1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:0301234567@192.0.2.50>;tag=pt\r\nTo: <{uri}>\r\n\
+         Call-ID: p-call\r\nCSeq: 1 INVITE\r\nContact: <sip:pri1@192.0.2.50>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    n.deliver(addr(PRI), &invite);
+    n.expect(PRI, "SIP/2.0 100");
+    let to_bob = n.expect(BOB, "INVITE ");
+    assert!(
+        to_bob.contains("sip:0301234567@"),
+        "the PSTN caller's number: {to_bob}"
+    );
+    n.answer(BOB, &to_bob, 200);
+    let ok = n.expect(PRI, "SIP/2.0 200");
+    assert!(ok.contains("m=audio"), "{ok}");
+    // From anywhere else the same INVITE is challenged.
+    n.deliver(addr(ALICE), &invite.replace("p-call", "x-call"));
+    n.expect(ALICE, "SIP/2.0 407");
 }

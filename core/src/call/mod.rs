@@ -11,6 +11,7 @@
 pub mod cause;
 pub mod dialog;
 pub mod dialplan;
+pub mod peer;
 
 use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
@@ -27,6 +28,7 @@ use crate::sip::{HeaderName, Message, Method, ReplyContext, ResponseBuilder};
 use crate::transaction::{ClientTxId, ServerTxId, TransactionLayer};
 use dialog::Dialog;
 use dialplan::{DialPlan, Route};
+use peer::Peers;
 
 /// Settings of the call layer.
 #[derive(Clone, Debug)]
@@ -46,6 +48,8 @@ pub struct CallConfig {
     /// the caller asks for none, and the smallest accepted (`Min-SE`).
     pub session_expires: Duration,
     pub min_se: Duration,
+    /// Line drivers and trunks: reached by dial-plan `trunk` rules and the numbers they serve.
+    pub peers: Peers,
 }
 
 impl Default for CallConfig {
@@ -60,6 +64,7 @@ impl Default for CallConfig {
             t2: Duration::from_secs(4),
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
+            peers: Peers::default(),
         }
     }
 }
@@ -452,6 +457,7 @@ impl<A: Clone> Calls<A> {
                 .map(|d| {
                     vec![Target {
                         uri: u.clone(),
+                        to: format!("<{u}>"),
                         dest: d,
                         transport: Transport::Udp,
                         user: u.clone(),
@@ -464,14 +470,11 @@ impl<A: Clone> Calls<A> {
                         "Service Unavailable: cannot reach {u} (only IP addresses are routed yet)"
                     ),
                 ))
-                .map(|t| (t, None)),
-            Route::Trunk { name, .. } => Err((
-                503,
-                format!("Service Unavailable: trunk {name} is not configured"),
-            )),
+                .map(|t| (t, None, None)),
+            Route::Trunk { name, number } => self.peer_targets(&name, &number),
             Route::Reject { status, reason } => Err((status, reason)),
         };
-        let (targets, callee) = match targets {
+        let targets = match targets {
             Ok(t) => t,
             Err((status, reason)) => {
                 let mut record = record;
@@ -495,7 +498,7 @@ impl<A: Clone> Calls<A> {
                 );
             }
         };
-        let (callee_account, callee_channel) = callee.unzip();
+        let (targets, callee_account, callee_channel) = targets;
         let mut record = record;
         record.callee_account = callee_account;
         let main = account
@@ -517,7 +520,7 @@ impl<A: Clone> Calls<A> {
                 local_tag: b_tag.clone(),
                 remote_tag: String::new(),
                 local_uri: format!("\"{caller_id}\" <sip:{caller_id}@{}>", self.cfg.domain),
-                remote_uri: format!("<sip:{number}@{}>", self.cfg.domain),
+                remote_uri: t.to.clone(),
                 remote_target: t.uri.clone(),
                 route_set: t.path.clone(),
                 local_cseq: 0,
@@ -620,7 +623,7 @@ impl<A: Clone> Calls<A> {
         &self,
         number: &str,
         ctx: &CallContext<'_>,
-    ) -> Result<(Vec<Target>, Option<(u32, ChannelToken)>), (u16, String)> {
+    ) -> Result<TargetSet, (u16, String)> {
         if self.make_dest.is_none() {
             return Err((
                 480,
@@ -629,6 +632,10 @@ impl<A: Clone> Calls<A> {
         }
         let users = ctx.location.users_of_number(number);
         let Some(first) = users.iter().find_map(|u| ctx.admission.directory.get(u)) else {
+            if let Some(peer) = self.cfg.peers.serving(number) {
+                let name = peer.name.clone();
+                return self.peer_targets(&name, number);
+            }
             return Err((404, format!("Not Found: no subscriber has number {number}")));
         };
         let channel = ctx.admission.incoming(&first).map_err(|r| match r {
@@ -646,6 +653,7 @@ impl<A: Clone> Calls<A> {
             for b in &record.bindings {
                 targets.push(Target {
                     uri: b.contact.to_string(),
+                    to: format!("<sip:{number}@{}>", self.cfg.domain),
                     dest: b.source,
                     transport: b.transport,
                     user: user.to_string(),
@@ -659,7 +667,33 @@ impl<A: Clone> Calls<A> {
                 format!("Temporarily Unavailable: no phone is registered on {number}"),
             ));
         }
-        Ok((targets, Some((first.account, channel))))
+        Ok((targets, Some(first.account), Some(channel)))
+    }
+
+    /// A call to a peer (a line driver, a trunk) holds one of its call slots.
+    fn peer_targets(&self, name: &str, number: &str) -> Result<TargetSet, (u16, String)> {
+        let Some(peer) = self.cfg.peers.by_name(name) else {
+            return Err((
+                503,
+                format!("Service Unavailable: trunk {name} is not configured"),
+            ));
+        };
+        let slot = peer.claim().ok_or_else(|| {
+            (
+                503,
+                format!("Service Unavailable: every channel of {name} is in use"),
+            )
+        })?;
+        let uri = format!("sip:{number}@{}", peer.domain);
+        let target = Target {
+            to: format!("<{uri}>"),
+            uri,
+            dest: peer.addr,
+            transport: peer.transport,
+            user: peer.name.clone(),
+            path: Vec::new(),
+        };
+        Ok((vec![target], None, Some(slot)))
     }
 
     fn ask_media(&mut self, key: u64, purpose: Purpose, op: MediaOp) {
@@ -1817,9 +1851,14 @@ impl<A: Clone> Calls<A> {
     }
 }
 
+/// Where a call rings, the callee's account, and the voice channel or trunk slot it holds.
+type TargetSet = (Vec<Target>, Option<u32>, Option<ChannelToken>);
+
 /// A resolved place to send a fork.
 struct Target {
     uri: String,
+    /// The To header of the callee's dialog.
+    to: String,
     dest: SocketAddr,
     transport: Transport,
     user: String,

@@ -1,0 +1,104 @@
+//! Peers: SIP neighbours the switch trusts by address instead of by digest: the gateway's own
+//! line drivers (an ISDN trunk, a DECT base station presented as a SIP user agent) and upstream
+//! trunks' servers. A dial-plan `trunk` rule or a number a peer serves sends a call to it; an
+//! INVITE from one of its addresses is a call from that line, with no log-on behind it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::directory::{ChannelGate, ChannelToken};
+use crate::registrar::Transport;
+
+#[derive(Debug)]
+pub struct Peer {
+    /// The name dial-plan rules use (`trunk = "pri1"`).
+    pub name: String,
+    /// Where calls to the peer go.
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    /// The host part of request URIs towards the peer (`sip:NUMBER@domain`).
+    pub domain: String,
+    /// Other addresses requests from the peer may come from (a server's other hosts).
+    pub sources: Vec<SocketAddr>,
+    /// Numbers the peer terminates itself (DECT handsets), reached without a dial-plan rule
+    /// when no subscriber has them.
+    pub numbers: Vec<String>,
+    /// Simultaneous calls through the peer, both directions (`None`: unlimited).
+    pub calls: Arc<ChannelGate>,
+}
+
+impl Peer {
+    pub fn new(name: &str, addr: SocketAddr, max_calls: Option<u32>) -> Peer {
+        Peer {
+            name: name.to_string(),
+            addr,
+            transport: Transport::Udp,
+            domain: addr.to_string(),
+            sources: Vec::new(),
+            numbers: Vec::new(),
+            calls: Arc::new(ChannelGate::new(max_calls)),
+        }
+    }
+
+    /// Whether a request from `source` comes from this peer. A peer is recognised by its IP
+    /// and port together: a line driver shares the loopback address with every local phone.
+    pub fn sent(&self, source: SocketAddr) -> bool {
+        self.addr == source || self.sources.contains(&source)
+    }
+
+    /// A call slot on the peer, `None` when its limit is reached.
+    pub fn claim(&self) -> Option<ChannelToken> {
+        self.calls.try_acquire()
+    }
+}
+
+/// Every peer of the gateway, shared by the workers.
+#[derive(Clone, Debug, Default)]
+pub struct Peers(Arc<Vec<Peer>>);
+
+impl Peers {
+    pub fn new(peers: Vec<Peer>) -> Peers {
+        Peers(Arc::new(peers))
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Peer> {
+        self.0.iter().find(|p| p.name == name)
+    }
+
+    pub fn by_source(&self, source: SocketAddr) -> Option<&Peer> {
+        self.0.iter().find(|p| p.sent(source))
+    }
+
+    /// The peer that terminates `number` itself.
+    pub fn serving(&self, number: &str) -> Option<&Peer> {
+        self.0
+            .iter()
+            .find(|p| p.numbers.iter().any(|n| n == number))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognised_by_address_and_port_limited_by_calls() {
+        let a: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let mut p = Peer::new("pri1", a, Some(1));
+        p.numbers.push("300".into());
+        let peers = Peers::new(vec![p]);
+        assert!(peers.by_source(a).is_some());
+        assert!(peers.by_source("127.0.0.1:7001".parse().unwrap()).is_none());
+        assert_eq!(peers.serving("300").map(|p| p.name.as_str()), Some("pri1"));
+        let peer = peers.by_name("pri1").unwrap();
+        let slot = peer.claim();
+        assert!(slot.is_some());
+        assert!(peer.claim().is_none());
+        drop(slot);
+        assert!(peer.claim().is_some());
+    }
+}
