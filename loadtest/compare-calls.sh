@@ -14,9 +14,7 @@
 #        at least 90 % of the asked rate achieved. Calls last CAP_CALL_MS (500) here: mgw's
 #        11 384 RTP port pairs below the ephemeral range hold about 5 600 calls at once, which
 #        with 1 s calls would cap the rate at the port range rather than at the CPU.
-# Prints one line per run, then the tables. Each line also has `machine_s`, the CPU time the
-# whole machine spent meanwhile (from /proc/stat): what exceeds server + generator is kernel
-# work no process is charged for, or another process interfering.
+# Prints one line per run, then the tables.
 #
 # usage: loadtest/compare-calls.sh [RATES...]            (default 50 100 200 500 1000)
 # env:   PARTS ("cpu cap"), RUNS (2) rounds of the cpu part, SECS (8) seconds of calls per run,
@@ -102,9 +100,6 @@ def ticks(path):
     rest = s[s.rindex(")") + 2:].split()
     return s[s.index("(") + 1:s.rindex(")")], int(rest[11]) + int(rest[12])
 out = {}
-with open("/proc/stat") as st:
-    v = [int(x) for x in st.readline().split()[1:]]
-out["machine"] = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]  # user nice system irq softirq steal
 for spec in sys.argv[1:]:
     label, pid = spec.split("=")
     paths = glob.glob(f"/proc/{pid}/task/*/stat") if label == "mgw" else [f"/proc/{pid}/stat"]
@@ -149,7 +144,6 @@ d = json.load(sys.stdin)
 us = d["server_cpu_us_per_call"]
 why = {k.replace(" ", "_"): v for k, v in (d["failed_by_status"] or d["failed_by_reason"]).items()}
 print(" ".join(f"{k}={v}" for k, v in [
-    ("call_ms", d["hold_ms"]),
     ("who", "mgw"), ("gen", "mgw-loadtest"), ("target", d["target"]), ("rate", f"{d['rate']:g}"),
     ("offered", d["offered"]), ("ok", d["ok"]), ("failed", d["failed"]),
     ("retrans", d["retransmissions"]), ("elapsed_s", d["elapsed_s"]),
@@ -213,7 +207,7 @@ if [[ " $parts " == *" cap "* ]]; then
       # handed (and writes their records), which would be charged to the next run.
       if ((lt_on)); then
         sleep 3
-        line=$(mgw_lt "$r" $((r * cap_secs)) | sed "s/^/part=cap round=$round /")
+        line=$(mgw_lt "$r" $((r * cap_secs)) | sed "s/^/part=cap round=$round call_ms=$CALL_MS /")
         echo "$line" | tee -a "$results"
         clean "$line" || lt_on=0
       fi
@@ -241,12 +235,10 @@ def clean(r):
     offered, ok = int(r["offered"]), int(r["ok"])
     ach = float(r["achieved"]) if "achieved" in r else offered / max(f(r, "elapsed_s") - int(r.get("call_ms", 1000)) / 1000, 1e-9)
     return offered - ok <= 0.001 * offered and int(r["retrans"]) < 0.01 * offered and ach >= 0.9 * f(r, "rate"), ach
-def other(r):
-    return f(r, "machine_s") - f(r, "server_cpu_s") - f(r, "gen_cpu_s")
 if cpu:
     print("\n| rate (calls/s) | Kamailio+rtpengine µs/call | mgw µs/call (SIPp) | mgw µs/call (mgw-loadtest) "
-          "| Kamailio+rtpengine / mgw | failed k/m/m-lt | retrans k/m/m-lt | other CPU s k/m/m-lt |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| Kamailio+rtpengine / mgw | failed k/m/m-lt | retrans k/m/m-lt |")
+    print("|---|---|---|---|---|---|---|")
     for rate in sorted({k[0] for k in cpu}):
         g = lambda who, gen: cpu.get((rate, who, gen), [])
         med = lambda rs, fn=lambda r: f(r, "us_per_call"): statistics.median(fn(r) for r in rs) if rs else float("nan")
@@ -255,8 +247,7 @@ if cpu:
         note = "" if all(clean(r)[0] for r in k + m + ml) else " (not clean: see failed)"
         print(f"| {rate} | {med(k):.0f} | {med(m):.0f} | {med(ml):.0f} | {med(k)/med(m):.2f}x{note} | "
               f"{tot(k,'failed')}/{tot(m,'failed')}/{tot(ml,'failed')} | "
-              f"{tot(k,'retrans')}/{tot(m,'retrans')}/{tot(ml,'retrans')} | "
-              f"{med(k, other):.2f}/{med(m, other):.2f}/{med(ml, other):.2f} |")
+              f"{tot(k,'retrans')}/{tot(m,'retrans')}/{tot(ml,'retrans')} |")
 if cpu:
     print("\nWhere the CPU goes, µs per call (medians, SIPp load): Kamailio = all its processes, "
           "mgw by thread role")
@@ -271,8 +262,8 @@ if cpu:
 cap = [r for r in rows if r["part"] == "cap"]
 if cap:
     print("\n| round | generator | rate asked | achieved | ok / offered | failed | retrans | generator µs/call "
-          "| mgw µs/call | other CPU s | setup p50/p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| mgw µs/call | setup p50/p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     best = collections.defaultdict(dict)
     for r in cap:
         offered, ok = int(r["offered"]), int(r["ok"])
@@ -283,7 +274,7 @@ if cap:
         setup = f"{r['setup_p50_ms']}/{r['setup_p99_ms']}" if "setup_p50_ms" in r else "-"
         why = "" if ok_run else " not clean" + (f" ({r['phrase'].replace('_', ' ')})" if r.get("phrase", "-") != "-" else "")
         print(f"| {r['round']} | {r['gen']} | {f(r,'rate'):g} | {ach:.0f} | {ok}/{offered} | {r['failed']} | {r['retrans']} "
-              f"| {gen_us:.0f} | {f(r, 'us_per_call'):.0f} | {other(r):.2f} | {setup} |{why}")
+              f"| {gen_us:.0f} | {f(r, 'us_per_call'):.0f} | {setup} |{why}")
     for gen in ("mgw-loadtest", "sipp"):
         per_round = ", ".join(f"{v:g}" for _, v in sorted(best[gen].items())) or "none"
         print(f"highest clean rate, {gen}, per round: {per_round} calls/s")
