@@ -5,6 +5,8 @@
 //! events, audio frames and next deadline are polled. The gateway's driver host turns those into
 //! SIP dialogs and RTP streams towards the switch (docs/drivers.md).
 
+pub mod dect;
+pub mod iwf;
 pub mod line;
 
 pub use line::{
