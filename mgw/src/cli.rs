@@ -235,6 +235,29 @@ pub fn banner(config: &Config, config_path: Option<&Path>, admin: SocketAddr) ->
         "  2. in the phone: registrar/proxy {registrar} ({transports}), domain/realm {}, that user name and password\n",
         config.sip.domain
     ));
+    for l in &config.isdn {
+        let p = l.prefix.as_deref().unwrap_or("");
+        b.push_str(&format!(
+            "Simulated ISDN line {} ({}) to a simulated PSTN; from a phone dial:\n  \
+             {p}5551000 echoes your voice back   {p}5551004 plays a 1 kHz tone   \
+             {p}5551001 busy   {p}5551002 rings, no answer   {p}5551003 unallocated\n",
+            l.name,
+            l.kind.as_str(),
+        ));
+        if l.prefix.is_none() {
+            b.push_str("  (no [[isdn]] prefix is set: add prefix = \"0\" to dial out)\n");
+        }
+    }
+    for d in &config.dect {
+        let numbers: Vec<&str> = d.handsets.iter().map(|h| h.number.as_str()).collect();
+        if !numbers.is_empty() {
+            b.push_str(&format!(
+                "Simulated DECT base station {} with handsets {}: dial one, it answers after one ring and echoes\n",
+                d.name,
+                numbers.join(", ")
+            ));
+        }
+    }
     b.push_str("Stop with Ctrl-C or SIGTERM.\n");
     b
 }

@@ -389,6 +389,26 @@ pub struct IsdnConfig {
     /// Dial prefix routing calls out of this line. Default: none.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// Seed of the simulated line and exchange: the same seed replays the same timings.
+    /// Default 1.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_dect_channels() -> u32 {
+    4
+}
+
+fn default_answer_after_ms() -> u32 {
+    1000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -432,6 +452,16 @@ pub struct DectConfig {
     /// Default: none.
     #[serde(default)]
     pub handsets: Vec<Handset>,
+    /// Simultaneous voice channels of the base station. Default 4.
+    #[serde(default = "default_dect_channels")]
+    pub channels: u32,
+    /// The base carries G.722 wideband audio to handsets that can (CAT-iq); otherwise
+    /// G.726-32. Default true.
+    #[serde(default = "default_true")]
+    pub wideband: bool,
+    /// Seed of the simulation (clock offsets, paging delays). Default 1.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -441,6 +471,19 @@ pub struct Handset {
     pub ipui: String,
     /// Extension number the handset answers.
     pub number: String,
+    /// Display name. Default: "Handset NUMBER".
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The simulated person answers incoming calls by themselves. Default true.
+    #[serde(default = "default_true")]
+    pub auto_answer: bool,
+    /// ... after this long of ringing (one ring). Default 1000.
+    #[serde(default = "default_answer_after_ms")]
+    pub answer_after_ms: u32,
+    /// What the handset sends once connected: "echo" (what it hears), "tone:HZ", "silence".
+    /// Default "echo".
+    #[serde(default)]
+    pub audio: Option<String>,
 }
 
 /// `[[trunk]]`: one upstream SIP server.
@@ -800,6 +843,8 @@ impl Config {
                     prepend: n.prepend.clone(),
                 })
                 .collect(),
+            // The explicit rules first; then each line's dial prefix, stripped (`0` + PSTN
+            // number on an ISDN line).
             rules: self
                 .calls
                 .rule
@@ -809,6 +854,16 @@ impl Config {
                     strip_prefix: r.strip_prefix,
                     target: target(r),
                 })
+                .chain(self.isdn.iter().filter_map(|l| {
+                    l.prefix.as_ref().map(|p| Rule {
+                        prefix: p.clone(),
+                        strip_prefix: true,
+                        target: Target::Trunk {
+                            name: l.name.clone(),
+                            prepend: String::new(),
+                        },
+                    })
+                }))
                 .collect(),
             emergency: self.emergency.route.clone().map(Target::Uri),
         }
@@ -1061,6 +1116,13 @@ impl Config {
             if let Some(p) = &line.prefix {
                 prefixes.add(format!("isdn[{i}].prefix"), p)?;
             }
+            if !line.simulated {
+                return Err(ConfigError::invalid(
+                    format!("isdn[{i}].simulated"),
+                    "false",
+                    "no ISDN interface hardware is supported on this machine; set simulated = true",
+                ));
+            }
         }
         Ok(())
     }
@@ -1075,8 +1137,35 @@ impl Config {
                 &base.name,
                 "[[dect]]",
             )?;
+            if !base.simulated {
+                return Err(ConfigError::invalid(
+                    format!("dect[{i}].simulated"),
+                    "false",
+                    "no DECT base station hardware is supported on this machine; set simulated = true",
+                ));
+            }
+            if base.channels == 0 || base.channels > 32 {
+                return Err(ConfigError::invalid(
+                    format!("dect[{i}].channels"),
+                    &base.channels.to_string(),
+                    "must be 1..=32 (voice channels of the base station)",
+                ));
+            }
             for (j, h) in base.handsets.iter().enumerate() {
                 let key = format!("dect[{i}].handsets[{j}]");
+                if let Some(a) = &h.audio {
+                    let tone_ok = a
+                        .strip_prefix("tone:")
+                        .and_then(|hz| hz.parse::<u32>().ok())
+                        .is_some_and(|hz| (50..=7000).contains(&hz));
+                    if a != "echo" && a != "silence" && !tone_ok {
+                        return Err(ConfigError::invalid(
+                            format!("{key}.audio"),
+                            a,
+                            "must be \"echo\", \"silence\" or \"tone:HZ\" (50..7000), e.g. \"tone:1004\"",
+                        ));
+                    }
+                }
                 if h.ipui.len() != 10 || !h.ipui.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(ConfigError::invalid(
                         format!("{key}.ipui"),
