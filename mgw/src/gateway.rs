@@ -214,6 +214,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             t2: config.sip.t2(),
             session_expires: Duration::from_secs(config.calls.session_expires_s),
             min_se: Duration::from_secs(config.calls.min_se_s),
+            peers: mgw_core::call::peer::Peers::default(),
         },
         worker: 0,
     };
