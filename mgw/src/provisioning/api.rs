@@ -346,7 +346,9 @@ pub fn call_routes(r: &mut Router, active: Arc<crate::store::calls::ActiveCalls>
                     "id": c.id,
                     "caller": c.caller_number,
                     "caller_user": c.caller_user,
-                    "account_id": c.caller_account,
+                    // A call from a line or trunk has no account behind its caller.
+                    "account_id": (c.caller_account != mgw_core::admission::NO_ACCOUNT)
+                        .then_some(c.caller_account),
                     "dialled": c.dialled,
                     "callee": c.callee,
                     "callee_account_id": c.callee_account,
