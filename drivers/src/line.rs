@@ -207,16 +207,33 @@ pub struct DriverStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SimCommand {
     /// A far-end party (a PSTN subscriber, a handset by its number or IPUI) dials `to`.
-    Dial { from: String, to: String },
+    Dial {
+        from: String,
+        to: String,
+    },
     /// The far-end party of the call answers / hangs up.
-    Answer { party: String },
-    Hangup { party: String },
+    Answer {
+        party: String,
+    },
+    Hangup {
+        party: String,
+    },
     /// Cut or restore the physical line (layer 1) or the signalling link.
-    Layer1 { up: bool },
-    Signalling { up: bool },
+    Layer1 {
+        up: bool,
+    },
+    Signalling {
+        up: bool,
+    },
     /// Take a unit (a base station) down or up; move a handset out of or into range.
-    Unit { name: String, up: bool },
-    InRange { handset: String, in_range: bool },
+    Unit {
+        name: String,
+        up: bool,
+    },
+    InRange {
+        handset: String,
+        in_range: bool,
+    },
 }
 
 /// A line technology, as the call switch sees it.
@@ -255,6 +272,12 @@ pub trait Driver: Send {
     fn handle_timeout(&mut self, now: Instant);
 
     fn status(&self) -> DriverStatus;
+
+    /// The codec a call carries, once the driver has chosen it (for early media before the
+    /// answer names it). `None`: not known yet, or no such call.
+    fn codec_of(&self, _call: CallRef) -> Option<AudioCodec> {
+        None
+    }
 
     /// Act on the simulated hardware (see [`SimCommand`]).
     fn simulate(&mut self, command: SimCommand, now: Instant) -> Result<(), String>;
