@@ -5,6 +5,7 @@
 //! `Ok`. So `run_gateway` returns only once every SIP listener is bound, and fails with one line
 //! naming the key when one cannot be.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub struct GatewayHandle {
     journal: Option<Journal>,
     backend: String,
     listeners: Vec<ListenAddr>,
+    lines: Option<crate::lines::Lines>,
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -73,6 +75,11 @@ impl GatewayHandle {
     /// Stops the workers and joins them. Called once, on SIGTERM/SIGINT, after `/health` has
     /// turned 503.
     pub fn shutdown(mut self) -> Result<(), String> {
+        // The lines first: they hang up their calls while the switch still answers.
+        if let Some(l) = self.lines.take() {
+            l.shutdown();
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let engine = self
             .engine
             .lock()
@@ -183,6 +190,47 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     );
     let loaded: Arc<Vec<(Box<str>, Binding)>> = Arc::new(loaded);
     let journal_tx = journal.sender();
+    // Line drivers sit on the switch's own address, so the switch and they reach each other
+    // over loopback (or the host's address when SIP listens on one).
+    let switch_addr = config
+        .sip
+        .listen
+        .iter()
+        .find(|l| l.transport == config::Transport::Udp && l.addr.is_ipv4())
+        .or_else(|| {
+            config
+                .sip
+                .listen
+                .iter()
+                .find(|l| l.transport == config::Transport::Udp)
+        })
+        .map(|l| {
+            let ip = if l.addr.ip().is_unspecified() {
+                if l.addr.is_ipv4() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                }
+            } else {
+                l.addr.ip()
+            };
+            SocketAddr::new(ip, l.addr.port())
+        });
+    let prepared = match switch_addr {
+        Some(a) => crate::lines::prepare(config, a.ip())?,
+        None if config.isdn.is_empty() && config.dect.is_empty() => Vec::new(),
+        None => {
+            return Err(
+                "[[isdn]] and [[dect]] lines need a UDP SIP listener in [sip] listen".to_string(),
+            )
+        }
+    };
+    let peers = mgw_core::call::peer::Peers::new(
+        prepared
+            .iter()
+            .map(crate::lines::PreparedLine::peer)
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     let r = &config.registrar;
     let endpoint_cfg = EndpointConfig {
         domain: config.sip.domain.clone(),
@@ -214,7 +262,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             t2: config.sip.t2(),
             session_expires: Duration::from_secs(config.calls.session_expires_s),
             min_se: Duration::from_secs(config.calls.min_se_s),
-            peers: mgw_core::call::peer::Peers::default(),
+            peers,
         },
         worker: 0,
     };
@@ -310,8 +358,27 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             .map(|a| format!(", ng control on udp:{a}"))
             .unwrap_or_default()
     );
+    let lines = match switch_addr {
+        Some(switch) if !prepared.is_empty() => {
+            // The listener may have been asked for port 0.
+            let bound = engine
+                .local_addrs()
+                .iter()
+                .find(|l| l.transport == mgw_engine::Transport::Udp && l.addr.ip() == switch.ip())
+                .map_or(switch, |l| SocketAddr::new(switch.ip(), l.addr.port()));
+            let lines = crate::lines::Lines::start(prepared, bound, &config.sip.domain)?;
+            admin.with_router(|r| crate::lines::routes(r, lines.handle()));
+            Some(lines)
+        }
+        _ => {
+            let none = crate::lines::LinesHandle::empty();
+            admin.with_router(|r| crate::lines::routes(r, none));
+            None
+        }
+    };
     let media = Arc::new(Mutex::new(Some(media)));
     let handle = GatewayHandle {
+        lines,
         media: media.clone(),
         media_control: media_control.clone(),
         recorder: Some(recorder),

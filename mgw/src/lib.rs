@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod lines;
 pub mod logger;
 pub mod media;
 pub mod provisioning;

@@ -1144,11 +1144,11 @@ impl Config {
                     "no DECT base station hardware is supported on this machine; set simulated = true",
                 ));
             }
-            if base.channels == 0 || base.channels > 32 {
+            if base.channels == 0 || base.channels > 12 {
                 return Err(ConfigError::invalid(
                     format!("dect[{i}].channels"),
                     &base.channels.to_string(),
-                    "must be 1..=32 (voice channels of the base station)",
+                    "must be 1..=12 (a DECT base carries at most 12 duplex voice channels)",
                 ));
             }
             for (j, h) in base.handsets.iter().enumerate() {

@@ -300,7 +300,14 @@ impl Ua {
             "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-d{}-{};rport\r\n\
              Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n\
              Contact: <sip:{}@127.0.0.1:{port}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
-            leg.target, leg.call_id, leg.cseq, leg.local, leg.remote, leg.call_id, leg.cseq,
+            leg.target,
+            // A branch is a token: a Call-ID made by mgw has an '@'.
+            leg.call_id.replace('@', "."),
+            leg.cseq,
+            leg.local,
+            leg.remote,
+            leg.call_id,
+            leg.cseq,
             self.user,
             body.len()
         ));

@@ -1,0 +1,205 @@
+//! Calls between real SIP phones (scripted UAs over UDP) and the simulated line hardware of a
+//! running gateway: DECT handsets on a simulated base station and a simulated PSTN behind a
+//! simulated ISDN line. Audio is checked by frequency after every transcoding on the way.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::ua::{header, status, Leg, Ua};
+use common::Server;
+use mgw_media::rtp::header::{write_header, RtpPacket};
+use mgw_media::sdp::CodecName;
+use mgw_media::transcode::{audio_rate, Decoder, Encoder};
+use serde_json::Value;
+
+fn gateway(name: &str, lines: &str) -> Server {
+    let server = Server::configure(name, "");
+    let csv = server.dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        "user,password,number\nalice,wonder,200\nbob,builder,201\n",
+    )
+    .expect("csv");
+    let text = std::fs::read_to_string(&server.config).expect("config");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 8;
+    let ports = 46000 + ((std::process::id() % 4) * 8 + n) * 100;
+    let text = format!(
+        "{text}[licences]\ntotal = 10\n[accounts]\nimport_csv = \"{}\"\n\
+         [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"{ports}-{}\"\n{lines}",
+        csv.display(),
+        ports + 99
+    );
+    std::fs::write(&server.config, text).expect("config");
+    server.start()
+}
+
+const DECT: &str = "[[dect]]\nname = \"base1\"\nsimulated = true\nchannels = 2\n\
+    handsets = [{ ipui = \"00077A1B2C\", number = \"300\" }, \
+    { ipui = \"00077A1B2D\", number = \"301\", audio = \"tone:1004\" }]\n";
+
+fn sip(s: &Server) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], s.port))
+}
+
+fn simulate(s: &Server, driver: &str, body: &str) -> (u16, Value) {
+    s.json(
+        "t",
+        "POST",
+        &format!("/api/v1/drivers/{driver}/simulate"),
+        body,
+    )
+}
+
+/// The final response to the INVITE, ACKed; provisional ones are skipped.
+fn final_response(ua: &Ua, leg: &mut Leg) -> Vec<u8> {
+    let resp = ua.response("INVITE", 200);
+    ua.confirm(leg, &resp);
+    resp
+}
+
+/// Sends one second of a 1004 Hz tone in `codec` (payload type `pt`) to `to` while taking in
+/// what comes back on the same socket; returns the share of the received audio's energy at
+/// 1004 Hz (1.0: a pure tone) and how many packets came.
+fn tone_exchange(ua: &Ua, to: SocketAddr, codec: CodecName, pt: u8, send: bool) -> (f64, usize) {
+    let rate = audio_rate(codec);
+    let frame = (rate / 50) as usize;
+    let mut enc = Encoder::new(codec, 20, 5).expect("encoder");
+    let mut dec = Decoder::new(codec).expect("decoder");
+    let mut pkt = vec![0u8; 1500];
+    let mut pcm = vec![0i16; 5760];
+    let mut got = Vec::new();
+    let mut packets = 0;
+    let mut buf = [0u8; 2048];
+    ua.rtp
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut i = 0u32;
+    while start.elapsed() < Duration::from_millis(1600) {
+        if i < 60 && start.elapsed() >= Duration::from_millis(u64::from(i) * 20) {
+            let samples: Vec<i16> = (0..frame)
+                .map(|k| {
+                    let t = (i as usize * frame + k) as f64 / f64::from(rate);
+                    if send {
+                        (8000.0 * (std::f64::consts::TAU * 1004.0 * t).sin()) as i16
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let n = enc.encode(&samples, &mut pkt[12..]).expect("encode");
+            write_header(
+                &mut pkt,
+                i == 0,
+                pt,
+                i as u16,
+                i * codec.rtp_clock() / 50,
+                0x5150,
+            );
+            ua.rtp.send_to(&pkt[..12 + n], to).expect("send");
+            i += 1;
+        }
+        if let Ok(n) = ua.rtp.recv(&mut buf) {
+            let mut p = buf[..n].to_vec();
+            let Ok(r) = RtpPacket::parse(&mut p) else {
+                continue;
+            };
+            if r.payload_type() != pt {
+                continue;
+            }
+            packets += 1;
+            let m = dec.decode(Some(r.payload()), &mut pcm).expect("decode");
+            got.extend_from_slice(&pcm[..m]);
+        }
+    }
+    // The first packets carry the jitter buffers' fill and the line's start: skip 200 ms.
+    let skip = (rate as usize / 5).min(got.len());
+    (tone_share(&got[skip..], 1004.0, f64::from(rate)), packets)
+}
+
+/// Power of `x` at `hz` relative to its total energy (1.0: a pure tone there).
+fn tone_share(x: &[i16], hz: f64, rate: f64) -> f64 {
+    let coeff = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
+    let (mut s1, mut s2, mut e) = (0f64, 0f64, 0f64);
+    for v in x {
+        let v = f64::from(*v);
+        e += v * v;
+        let s0 = v + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let p = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * p / (x.len() as f64 * e.max(1.0))
+}
+
+const PCMU: (u8, &str) = (0, "PCMU/8000");
+const OPUS: (u8, &str) = (111, "opus/48000/2");
+
+/// A SIP phone calls a DECT handset that answers after one ring and echoes: the phone's tone
+/// comes back through G.722 on the air interface, for a PCMU phone and an Opus phone.
+#[test]
+fn phone_calls_a_dect_handset_and_hears_its_echo() {
+    let s = gateway("lines-dect-echo", DECT);
+    for (codec, name) in [(CodecName::Pcmu, PCMU), (CodecName::Opus, OPUS)] {
+        let mut alice = Ua::new(sip(&s), "alice", "wonder");
+        let offer = alice.sdp(&[name]);
+        let (mut leg, _) = alice.call("300", &offer);
+        let ok = final_response(&alice, &mut leg);
+        assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+        let to = leg.media.expect("media address in the 200");
+        let (share, packets) = tone_exchange(&alice, to, codec, name.0, true);
+        assert!(packets > 40, "{codec:?}: {packets} packets back");
+        assert!(
+            share > 0.5,
+            "{codec:?}: echo at 1004 Hz carries {share:.3} of the energy"
+        );
+        alice.in_dialog(&mut leg, "BYE", None);
+        assert_eq!(status(&alice.response("BYE", 200)), 200);
+    }
+    // Call records are written in batches: wait for both.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let cdrs = s.json("t", "GET", "/api/v1/cdrs?callee=300", "").1;
+        let rows = cdrs.as_array().cloned().unwrap_or_default();
+        if rows.len() == 2 {
+            assert!(rows.iter().all(|r| r["codec_callee"] == "G722"), "{cdrs}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{cdrs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A handset calls a SIP phone; the phone hears the handset's tone. Then a busy handset and
+/// a full base station give the right SIP answers.
+#[test]
+fn dect_handset_calls_a_phone_and_failures_map_to_sip() {
+    let s = gateway("lines-dect-out", DECT);
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    alice.register();
+    let (code, v) = simulate(&s, "base1", r#"{"action":"dial","from":"301","to":"200"}"#);
+    assert_eq!(code, 200, "{v}");
+    let invite = alice.request("INVITE");
+    let from = header(&invite, "From").unwrap_or_default();
+    assert!(from.contains("301"), "the handset's number: {from}");
+    let offer_to = common::ua::media_of(&invite).expect("SDP offer");
+    let answer = alice.sdp(&[PCMU]);
+    let mut leg = alice.reply(&invite, 200, "OK", Some(&answer));
+    let _ack = alice.request("ACK");
+    let (share, packets) = tone_exchange(&alice, offer_to, CodecName::Pcmu, 0, false);
+    assert!(packets > 40, "{packets} packets from the handset");
+    assert!(share > 0.5, "the handset's 1004 Hz tone: {share:.3}");
+    // Handset 301 is busy with this call: a second call to it is refused as busy.
+    let mut bob = Ua::new(sip(&s), "bob", "builder");
+    let (mut bleg, _) = bob.call("301", &bob.sdp(&[PCMU]));
+    let busy = final_response(&bob, &mut bleg);
+    assert_eq!(status(&busy), 486, "{}", String::from_utf8_lossy(&busy));
+    let reason = header(&busy, "Reason").unwrap_or_default();
+    assert!(reason.contains("cause=17"), "{reason}");
+    alice.in_dialog(&mut leg, "BYE", None);
+    let bye = alice.response("BYE", 200);
+    assert_eq!(status(&bye), 200, "{}", String::from_utf8_lossy(&bye));
+}
