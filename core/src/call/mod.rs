@@ -166,6 +166,9 @@ struct Fork<A> {
     user: String,
     /// Final status, once one came.
     done: Option<u16>,
+    /// The Q.850 cause and reason phrase of a failure, as the callee gave them (a line
+    /// driver's cause must reach the caller unchanged, not re-derived from the status).
+    why: Option<(Option<u8>, String)>,
     dialog: Dialog<A>,
 }
 
@@ -532,6 +535,7 @@ impl<A: Clone> Calls<A> {
                 invite: Vec::new(),
                 user: t.user,
                 done: None,
+                why: None,
                 dialog,
             });
         }
@@ -943,6 +947,8 @@ impl<A: Clone> Calls<A> {
         }
         if let Some(f) = call.forks.get_mut(i) {
             f.done = Some(status);
+            let q850 = msg.header_by_name("Reason").and_then(cause::parse_reason);
+            f.why = Some((q850, msg.reason().unwrap_or_default().to_string()));
         }
         // A callee that declines (6xx) ends the search at once (RFC 3261 16.7 step 5).
         if status >= 600 {
@@ -965,18 +971,28 @@ impl<A: Clone> Calls<A> {
         if call.state != State::Ringing || call.forks.iter().any(|f| f.done.is_none()) {
             return;
         }
-        let best = call
+        let Some(best) = call
             .forks
             .iter()
-            .filter_map(|f| f.done)
-            .min_by_key(|&s| (rank(s), s))
-            .unwrap_or(480);
-        let (status, reason) = match best {
+            .filter(|f| f.done.is_some())
+            .min_by_key(|f| {
+                let s = f.done.unwrap_or(480);
+                (rank(s), s)
+            })
+        else {
+            return self.fail(tx, key, 480, default_reason(480), now);
+        };
+        let best_status = best.done.unwrap_or(480);
+        let (q850, phrase) = best.why.clone().unwrap_or((None, String::new()));
+        let (status, reason) = match best_status {
             408 => (480, "Temporarily Unavailable: no answer".to_string()),
-            486 | 600 => (486, "Busy Here".to_string()),
+            600 => (486, "Busy Here".to_string()),
+            // The callee's own phrase says more than the default (a trunk's "no circuit").
+            s if !phrase.is_empty() => (s, phrase),
             s => (s, default_reason(s).to_string()),
         };
-        self.fail(tx, key, status, &reason, now);
+        let q850 = q850.unwrap_or_else(|| cause::q850_of_status(status));
+        self.fail_with(tx, key, status, &reason, q850, now);
     }
 
     fn early_to_a(
@@ -1485,6 +1501,18 @@ impl<A: Clone> Calls<A> {
         reason: &str,
         now: Instant,
     ) {
+        self.fail_with(tx, key, status, reason, cause::q850_of_status(status), now);
+    }
+
+    fn fail_with(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        status: u16,
+        reason: &str,
+        q850: u8,
+        now: Instant,
+    ) {
         self.cancel_forks(tx, key, None, now);
         if self
             .calls
@@ -1494,7 +1522,10 @@ impl<A: Clone> Calls<A> {
             return;
         }
         self.set_outcome(key, status, reason);
-        let q = cause::reason_header(cause::q850_of_status(status));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.record.q850 = q850;
+        }
+        let q = cause::reason_header(q850);
         self.reply_caller(tx, key, status, reason, &[("Reason", &q)], now);
         self.finish(key);
     }
