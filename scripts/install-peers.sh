@@ -13,6 +13,9 @@ peers=(
   "baresip:baresip"
   "sipsak:sipsak"
   "redis-server:redis-server"
+  # scripts/dnsmasq-test.sh: a DNS server for the resolver and trunk tests. -base is the
+  # binary without the system service, which would take port 53.
+  "dnsmasq-base:dnsmasq"
   # The reference Opus library for media/tests/opus_interop.rs: a library, found with ldconfig.
   "libopus0:lib:libopus.so.0"
 )

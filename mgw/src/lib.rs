@@ -17,5 +17,6 @@ pub mod lines;
 pub mod logger;
 pub mod media;
 pub mod provisioning;
+pub mod resolve;
 pub mod signalling;
 pub mod store;

@@ -39,7 +39,6 @@ pub struct PreparedLine {
     driver: Box<dyn Driver>,
     sip: UdpSocket,
     rtp: Vec<UdpSocket>,
-    max_calls: u32,
 }
 
 impl PreparedLine {
@@ -58,18 +57,16 @@ impl PreparedLine {
         let rtp = (0..channels)
             .map(|_| bind())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(PreparedLine {
-            driver,
-            sip,
-            rtp,
-            max_calls: channels,
-        })
+        Ok(PreparedLine { driver, sip, rtp })
     }
 
     /// The switch's view of this driver.
     pub fn peer(&self) -> Result<Peer, String> {
         let addr = self.sip.local_addr().map_err(|e| e.to_string())?;
-        let mut p = Peer::new(self.driver.name(), addr, Some(self.max_calls));
+        // No call limit at the switch: the driver refuses a call it has no channel for with
+        // its own cause (34 on an ISDN line), which the caller should hear rather than the
+        // switch's generic 503.
+        let mut p = Peer::new(self.driver.name(), addr, None);
         p.numbers = self.driver.numbers();
         Ok(p)
     }
@@ -434,8 +431,22 @@ pub fn prepare(
     ip: std::net::IpAddr,
 ) -> Result<Vec<PreparedLine>, String> {
     use mgw_drivers::dect::{BaseConfig, DectConfig, DectDriver, HandsetAudio, HandsetConfig};
+    use mgw_drivers::isdn::{InterfaceKind, IsdnTrunk, IsdnTrunkConfig};
+    use mgw_drivers::pstn::ExchangeConfig;
     let now = Instant::now();
     let mut out = Vec::new();
+    for l in &config.isdn {
+        let interface = match l.kind {
+            crate::config::IsdnKind::E1Pri => InterfaceKind::E1,
+            crate::config::IsdnKind::T1Pri => InterfaceKind::T1,
+            crate::config::IsdnKind::Bri => InterfaceKind::Bri,
+        };
+        let mut c = IsdnTrunkConfig::new(&l.name, interface, ExchangeConfig::demo());
+        c.seed = l.seed;
+        let channels = interface.b_channels().len() as u32;
+        let trunk = IsdnTrunk::new(c, now);
+        out.push(PreparedLine::bind(Box::new(trunk), ip, channels)?);
+    }
     for d in &config.dect {
         let mut c = DectConfig::new(&d.name);
         c.seed = d.seed;

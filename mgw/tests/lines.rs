@@ -55,15 +55,38 @@ fn simulate(s: &Server, driver: &str, body: &str) -> (u16, Value) {
 
 /// The final response to the INVITE, ACKed; provisional ones are skipped.
 fn final_response(ua: &Ua, leg: &mut Leg) -> Vec<u8> {
-    let resp = ua.response("INVITE", 200);
+    let resp = response_for(ua, leg, 200);
     ua.confirm(leg, &resp);
     resp
+}
+
+/// The next response of `leg`'s INVITE with a status >= `min`: a retransmitted answer of an
+/// earlier call is skipped.
+fn response_for(ua: &Ua, leg: &Leg, min: u16) -> Vec<u8> {
+    loop {
+        let resp = ua.response("INVITE", min);
+        if header(&resp, "Call-ID").as_deref() == Some(leg.call_id.as_str()) {
+            return resp;
+        }
+    }
 }
 
 /// Sends one second of a 1004 Hz tone in `codec` (payload type `pt`) to `to` while taking in
 /// what comes back on the same socket; returns the share of the received audio's energy at
 /// 1004 Hz (1.0: a pure tone) and how many packets came.
 fn tone_exchange(ua: &Ua, to: SocketAddr, codec: CodecName, pt: u8, send: bool) -> (f64, usize) {
+    tone_exchange_at(ua, to, codec, pt, send, 1004.0)
+}
+
+/// Like [`tone_exchange`], measuring the received audio at `hz`.
+fn tone_exchange_at(
+    ua: &Ua,
+    to: SocketAddr,
+    codec: CodecName,
+    pt: u8,
+    send: bool,
+    hz: f64,
+) -> (f64, usize) {
     let rate = audio_rate(codec);
     let frame = (rate / 50) as usize;
     let mut enc = Encoder::new(codec, 20, 5).expect("encoder");
@@ -117,7 +140,7 @@ fn tone_exchange(ua: &Ua, to: SocketAddr, codec: CodecName, pt: u8, send: bool) 
     }
     // The first packets carry the jitter buffers' fill and the line's start: skip 200 ms.
     let skip = (rate as usize / 5).min(got.len());
-    (tone_share(&got[skip..], 1004.0, f64::from(rate)), packets)
+    (tone_share(&got[skip..], hz, f64::from(rate)), packets)
 }
 
 /// Power of `x` at `hz` relative to its total energy (1.0: a pure tone there).
@@ -202,4 +225,128 @@ fn dect_handset_calls_a_phone_and_failures_map_to_sip() {
     alice.in_dialog(&mut leg, "BYE", None);
     let bye = alice.response("BYE", 200);
     assert_eq!(status(&bye), 200, "{}", String::from_utf8_lossy(&bye));
+}
+
+const ISDN: &str =
+    "[[isdn]]\nname = \"pri1\"\nkind = \"e1-pri\"\nsimulated = true\nprefix = \"0\"\n\
+    [[isdn]]\nname = \"bri1\"\nkind = \"bri\"\nsimulated = true\nprefix = \"8\"\n";
+
+/// A call over the simulated E1 to the PSTN echo number, answered after a ring: the phone's
+/// tone crosses A-law on the B channel both ways, for a PCMU phone and an Opus phone; the test
+/// number 5551004 plays 1000 Hz.
+#[test]
+fn phone_calls_the_pstn_over_a_simulated_e1() {
+    let s = gateway("lines-pstn", ISDN);
+    for (codec, name) in [(CodecName::Pcmu, PCMU), (CodecName::Opus, OPUS)] {
+        let mut alice = Ua::new(sip(&s), "alice", "wonder");
+        let (mut leg, _) = alice.call("05551000", &alice.sdp(&[name]));
+        let ok = final_response(&alice, &mut leg);
+        assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+        let to = leg.media.expect("media address in the 200");
+        let (share, packets) = tone_exchange(&alice, to, codec, name.0, true);
+        assert!(packets > 40, "{codec:?}: {packets} packets back");
+        assert!(share > 0.5, "{codec:?}: PSTN echo at 1004 Hz: {share:.3}");
+        alice.in_dialog(&mut leg, "BYE", None);
+        assert_eq!(status(&alice.response("BYE", 200)), 200);
+    }
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    let (mut leg, _) = alice.call("05551004", &alice.sdp(&[PCMU]));
+    let ok = final_response(&alice, &mut leg);
+    assert_eq!(status(&ok), 200);
+    let to = leg.media.expect("media");
+    let (share, _) = tone_exchange_at(&alice, to, CodecName::Pcmu, 0, false, 1000.0);
+    assert!(share > 0.5, "the 1 kHz test tone: {share:.3}");
+    alice.in_dialog(&mut leg, "BYE", None);
+    assert_eq!(status(&alice.response("BYE", 200)), 200);
+    let lines = s.json("t", "GET", "/api/v1/drivers", "").1;
+    assert!(lines.to_string().contains("isdn-e1"), "{lines}");
+}
+
+/// PSTN failures reach the SIP caller as the right status with the line's Q.850 cause, and
+/// all channels of a BRI busy gives 503 with cause 34.
+#[test]
+fn pstn_failures_map_to_sip_statuses_with_their_causes() {
+    let s = gateway("lines-pstn-fail", ISDN);
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    for (dialled, want, cause) in [
+        ("05551001", 486, 17),
+        ("05551003", 404, 1),
+        ("05551005", 503, 42),
+    ] {
+        let (mut leg, _) = alice.call(dialled, &alice.sdp(&[PCMU]));
+        let r = final_response(&alice, &mut leg);
+        assert_eq!(
+            status(&r),
+            want,
+            "{dialled}: {}",
+            String::from_utf8_lossy(&r)
+        );
+        let reason = header(&r, "Reason").unwrap_or_default();
+        assert!(
+            reason.contains(&format!("cause={cause}")),
+            "{dialled}: {reason}"
+        );
+    }
+    // The BRI has two B channels: two ringing calls take them, a third finds none.
+    let mut legs = Vec::new();
+    for _ in 0..2 {
+        let (leg, _) = alice.call("85551002", &alice.sdp(&[PCMU]));
+        let ringing = response_for(&alice, &leg, 180);
+        assert_eq!(status(&ringing), 180);
+        legs.push(leg);
+    }
+    let (mut leg, _) = alice.call("85551002", &alice.sdp(&[PCMU]));
+    let r = final_response(&alice, &mut leg);
+    assert_eq!(status(&r), 503, "{}", String::from_utf8_lossy(&r));
+    let reason = header(&r, "Reason").unwrap_or_default();
+    assert!(reason.contains("cause=34"), "{reason}");
+}
+
+/// A PSTN caller dials the phone's number (a DID) and hears the phone; the PSTN side hangs up
+/// and the phone gets a BYE. Then a call in progress loses layer 1 and the phone is told.
+#[test]
+fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
+    let s = gateway("lines-did", ISDN);
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    alice.register();
+    let (code, v) = simulate(
+        &s,
+        "pri1",
+        r#"{"action":"dial","from":"0301234567","to":"200"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    let invite = alice.request("INVITE");
+    let from = header(&invite, "From").unwrap_or_default();
+    assert!(
+        from.contains("0301234567"),
+        "the PSTN caller's number: {from}"
+    );
+    let to = common::ua::media_of(&invite).expect("SDP offer");
+    let answer = alice.sdp(&[PCMU]);
+    let _leg = alice.reply(&invite, 200, "OK", Some(&answer));
+    let _ack = alice.request("ACK");
+    // The PSTN party echoes: the phone hears its own tone back over the line.
+    let (share, packets) = tone_exchange(&alice, to, CodecName::Pcmu, 0, true);
+    assert!(packets > 40 && share > 0.5, "{packets} packets, {share:.3}");
+    let (code, v) = simulate(&s, "pri1", r#"{"action":"hangup","party":"0301234567"}"#);
+    assert_eq!(code, 200, "{v}");
+    let bye = alice.request("BYE");
+    alice.ok(&bye, None);
+    let reason = header(&bye, "Reason").unwrap_or_default();
+    assert!(reason.contains("cause=16"), "{reason}");
+
+    let (mut leg, _) = alice.call("05551000", &alice.sdp(&[PCMU]));
+    let ok = final_response(&alice, &mut leg);
+    assert_eq!(status(&ok), 200);
+    let (code, v) = simulate(&s, "pri1", r#"{"action":"layer1","up":false}"#);
+    assert_eq!(code, 200, "{v}");
+    let bye = alice.request("BYE");
+    alice.ok(&bye, None);
+    let reason = header(&bye, "Reason").unwrap_or_default();
+    assert!(
+        reason.contains("cause=38") || reason.contains("cause=41") || reason.contains("cause=27"),
+        "{reason}"
+    );
+    let lines = s.json("t", "GET", "/api/v1/drivers/pri1", "").1;
+    assert_eq!(lines["up"], false, "{lines}");
 }

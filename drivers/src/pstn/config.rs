@@ -256,6 +256,12 @@ impl ExchangeConfig {
     ///
     /// | Number        | What a call to it does                                               |
     /// |---------------|----------------------------------------------------------------------|
+    /// | `5551000`     | rings 1 s, answers, echoes what it hears 20 ms later                 |
+    /// | `5551001`     | busy (cause 17)                                                      |
+    /// | `5551002`     | rings and never answers; the exchange gives up after 180 s (cause 19)|
+    /// | `5551003`     | unallocated number (cause 1)                                         |
+    /// | `5551004`     | rings 1 s, answers with a 1000 Hz tone                               |
+    /// | `5551005`     | congestion (cause 42)                                                |
     /// | `0300000000`  | rings 3 s, answers, echoes what it hears 20 ms later                 |
     /// | `0301000000`  | rings 3 s, answers with a 1004 Hz test tone                          |
     /// | `0302000000`  | busy (cause 17)                                                      |
@@ -270,7 +276,23 @@ impl ExchangeConfig {
     pub fn demo() -> ExchangeConfig {
         let echo = Behaviour::answer(3000, CallAudio::echo());
         ExchangeConfig {
+            // The gateway's documented test numbers first (docs/drivers.md, the start
+            // message), answering after one ring.
             numbers: vec![
+                NumberRule::exact("5551000", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("5551001", Behaviour::Busy),
+                NumberRule::exact("5551002", Behaviour::RingOut),
+                NumberRule::exact("5551003", Behaviour::Unallocated),
+                NumberRule::exact(
+                    "5551004",
+                    Behaviour::answer(1000, CallAudio::Tone { hz: 1000 }),
+                ),
+                NumberRule::exact(
+                    "5551005",
+                    Behaviour::Congested {
+                        cause: Congestion::Switching,
+                    },
+                ),
                 NumberRule::exact("0300000000", echo.clone()),
                 NumberRule::exact(
                     "0301000000",
