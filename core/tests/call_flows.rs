@@ -76,8 +76,13 @@ impl Net {
 
     /// With a line driver `pri1` at .50 (one call at a time, dial 0 + number, serves 300).
     fn with_peer() -> Net {
+        Net::with_peer_as(|_| {})
+    }
+
+    fn with_peer_as(shape: impl FnOnce(&mut Peer)) -> Net {
         let mut pri = Peer::new("pri1", addr(PRI), Some(1));
         pri.numbers.push("300".into());
+        shape(&mut pri);
         let dial_plan = DialPlan {
             rules: vec![Rule {
                 prefix: "0".into(),
@@ -594,4 +599,51 @@ fn a_peer_calls_a_subscriber_without_digest() {
     // From anywhere else the same INVITE is challenged.
     n.deliver(addr(ALICE), &invite.replace("p-call", "x-call"));
     n.expect(ALICE, "SIP/2.0 407");
+}
+
+#[test]
+fn a_trunk_challenge_is_answered_with_its_credentials() {
+    let mut n = Net::with_peer_as(|p| {
+        p.credentials = Some(("gw".into(), "secret".into()));
+        p.from = Some("sip:gw@upstream.test".into());
+        p.domain = "upstream.test".into();
+    });
+    n.invite("0123", "");
+    let first = n.expect(PRI, "INVITE sip:123@upstream.test SIP/2.0");
+    assert!(
+        first.contains("<sip:gw@upstream.test>;tag="),
+        "From is the trunk's AOR: {first}"
+    );
+    let m = Message::parse(first.as_bytes()).expect("well-formed");
+    let vias: String = m
+        .all(HeaderName::Via)
+        .map(|v| format!("Via: {v}\r\n"))
+        .collect();
+    let challenge = format!(
+        "SIP/2.0 407 Proxy Authentication Required\r\n{vias}From: {}\r\nTo: {};tag=up1\r\n\
+         Call-ID: {}\r\nCSeq: {}\r\nProxy-Authenticate: Digest realm=\"upstream.test\", \
+         nonce=\"abc123\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0\r\n\r\n",
+        m.header(HeaderName::From).expect("from"),
+        m.header(HeaderName::To).expect("to"),
+        m.call_id().expect("call-id"),
+        m.header(HeaderName::CSeq).expect("cseq"),
+    );
+    n.deliver(addr(PRI), &challenge);
+    let all = n.take(PRI);
+    assert!(
+        all.iter().any(|x| x.starts_with("ACK ")),
+        "the 407 is ACKed: {all:#?}"
+    );
+    let second = all
+        .iter()
+        .find(|x| x.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("INVITE again: {all:#?}"));
+    assert!(
+        second.contains("Proxy-Authorization: Digest username=\"gw\""),
+        "{second}"
+    );
+    assert!(second.contains("CSeq: 2 INVITE"), "{second}");
+    assert!(!second.contains("tag=up1"), "{second}");
+    n.answer(PRI, second, 200);
+    n.expect(ALICE, "SIP/2.0 200");
 }

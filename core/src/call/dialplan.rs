@@ -24,6 +24,9 @@ pub enum Target {
     /// A named trunk or driver (the trunk and driver issues plug in here); the number after
     /// the prefix is stripped and `prepend` added.
     Trunk { name: String, prepend: String },
+    /// A fixed SIP URI reached through a named trunk (a phone-book entry:
+    /// `9#30` -> `sip:usera@there.example` through the provider it belongs to).
+    TrunkUri { name: String, uri: String },
     /// Refused with this status and reason.
     Reject { status: u16, reason: String },
 }
@@ -47,6 +50,10 @@ pub enum Route {
         name: String,
         number: String,
     },
+    TrunkUri {
+        name: String,
+        uri: String,
+    },
     Reject {
         status: u16,
         reason: String,
@@ -67,6 +74,7 @@ impl fmt::Display for Route {
             Route::Local(n) => write!(f, "local {n}"),
             Route::Uri(u) => write!(f, "uri {u}"),
             Route::Trunk { name, number } => write!(f, "trunk {name} {number}"),
+            Route::TrunkUri { name, uri } => write!(f, "trunk {name} {uri}"),
             Route::Reject { status, reason } => write!(f, "reject {status} {reason}"),
         }
     }
@@ -117,6 +125,10 @@ fn resolve(t: &Target, number: &str) -> Route {
         Target::Trunk { name, prepend } => Route::Trunk {
             name: name.clone(),
             number: format!("{prepend}{number}"),
+        },
+        Target::TrunkUri { name, uri } => Route::TrunkUri {
+            name: name.clone(),
+            uri: uri.clone(),
         },
         Target::Reject { status, reason } => Route::Reject {
             status: *status,

@@ -169,6 +169,10 @@ struct Fork<A> {
     /// The Q.850 cause and reason phrase of a failure, as the callee gave them (a line
     /// driver's cause must reach the caller unchanged, not re-derived from the status).
     why: Option<(Option<u8>, String)>,
+    /// Answers a trunk's 401/407 with its credentials.
+    auth: Option<Box<crate::ua::digest::DigestClient>>,
+    /// The INVITE's headers and offer, to send it again with credentials.
+    offer: Option<(String, String)>,
     dialog: Dialog<A>,
 }
 
@@ -461,6 +465,8 @@ impl<A: Clone> Calls<A> {
                     vec![Target {
                         uri: u.clone(),
                         to: format!("<{u}>"),
+                        from: None,
+                        credentials: None,
                         dest: d,
                         transport: Transport::Udp,
                         user: u.clone(),
@@ -474,7 +480,8 @@ impl<A: Clone> Calls<A> {
                     ),
                 ))
                 .map(|t| (t, None, None)),
-            Route::Trunk { name, number } => self.peer_targets(&name, &number),
+            Route::Trunk { name, number } => self.peer_targets(&name, &number, None),
+            Route::TrunkUri { name, uri } => self.peer_targets(&name, "", Some(uri)),
             Route::Reject { status, reason } => Err((status, reason)),
         };
         let targets = match targets {
@@ -522,7 +529,10 @@ impl<A: Clone> Calls<A> {
                 call_id: b_call_id.clone(),
                 local_tag: b_tag.clone(),
                 remote_tag: String::new(),
-                local_uri: format!("\"{caller_id}\" <sip:{caller_id}@{}>", self.cfg.domain),
+                local_uri: match &t.from {
+                    Some(aor) => format!("\"{caller_id}\" <{aor}>"),
+                    None => format!("\"{caller_id}\" <sip:{caller_id}@{}>", self.cfg.domain),
+                },
                 remote_uri: t.to.clone(),
                 remote_target: t.uri.clone(),
                 route_set: t.path.clone(),
@@ -536,6 +546,14 @@ impl<A: Clone> Calls<A> {
                 user: t.user,
                 done: None,
                 why: None,
+                auth: t.credentials.map(|(u, p)| {
+                    Box::new(crate::ua::digest::DigestClient::new(
+                        &u,
+                        &p,
+                        self.next ^ key,
+                    ))
+                }),
+                offer: None,
                 dialog,
             });
         }
@@ -638,7 +656,7 @@ impl<A: Clone> Calls<A> {
         let Some(first) = users.iter().find_map(|u| ctx.admission.directory.get(u)) else {
             if let Some(peer) = self.cfg.peers.serving(number) {
                 let name = peer.name.clone();
-                return self.peer_targets(&name, number);
+                return self.peer_targets(&name, number, None);
             }
             return Err((404, format!("Not Found: no subscriber has number {number}")));
         };
@@ -658,6 +676,8 @@ impl<A: Clone> Calls<A> {
                 targets.push(Target {
                     uri: b.contact.to_string(),
                     to: format!("<sip:{number}@{}>", self.cfg.domain),
+                    from: None,
+                    credentials: None,
                     dest: b.source,
                     transport: b.transport,
                     user: user.to_string(),
@@ -675,7 +695,13 @@ impl<A: Clone> Calls<A> {
     }
 
     /// A call to a peer (a line driver, a trunk) holds one of its call slots.
-    fn peer_targets(&self, name: &str, number: &str) -> Result<TargetSet, (u16, String)> {
+    /// `uri` replaces `sip:NUMBER@domain` (a phone-book entry).
+    fn peer_targets(
+        &self,
+        name: &str,
+        number: &str,
+        uri: Option<String>,
+    ) -> Result<TargetSet, (u16, String)> {
         let Some(peer) = self.cfg.peers.by_name(name) else {
             return Err((
                 503,
@@ -688,9 +714,11 @@ impl<A: Clone> Calls<A> {
                 format!("Service Unavailable: every channel of {name} is in use"),
             )
         })?;
-        let uri = format!("sip:{number}@{}", peer.domain);
+        let uri = uri.unwrap_or_else(|| format!("sip:{number}@{}", peer.domain));
         let target = Target {
             to: format!("<{uri}>"),
+            from: peer.from.clone(),
+            credentials: peer.credentials.clone(),
             uri,
             dest: peer.addr,
             transport: peer.transport,
@@ -797,6 +825,9 @@ impl<A: Clone> Calls<A> {
                 Some(("application/sdp", sdp.as_bytes())),
             );
             fork.invite = buf.clone();
+            if fork.auth.is_some() {
+                fork.offer = Some((pai.clone(), sdp.to_string()));
+            }
             let dest = fork.dialog.peer.clone();
             match tx.send_request(buf.clone(), dest, reliable, now) {
                 Ok(id) => {
@@ -809,6 +840,64 @@ impl<A: Clone> Calls<A> {
         if let Some(call) = self.calls.get_mut(&key) {
             call.state = State::Ringing;
         }
+        self.check_forks(tx, key, now);
+    }
+
+    /// A trunk challenged a fork's INVITE: the same INVITE again, a CSeq higher, with the
+    /// trunk's credentials (RFC 3261 22.2). The challenge's ACK was the transaction's.
+    fn invite_with_credentials(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        i: usize,
+        now: Instant,
+    ) {
+        let reliable = match self.calls.get(&key).and_then(|c| c.forks.get(i)) {
+            Some(f) => f.dialog.reliable,
+            None => return,
+        };
+        let via = self.via(reliable);
+        let contact = self.contact(reliable);
+        let supported = if self.calls.get(&key).is_some_and(|c| c.a_100rel) {
+            "100rel, replaces, timer"
+        } else {
+            "replaces, timer"
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let Some(fork) = self.calls.get_mut(&key).and_then(|c| c.forks.get_mut(i)) else {
+            self.buf = buf;
+            return;
+        };
+        let (Some((pai, sdp)), Some(auth)) = (fork.offer.clone(), fork.auth.as_mut()) else {
+            self.buf = buf;
+            return;
+        };
+        let uri = fork.dialog.remote_target.clone();
+        let creds = auth.headers("INVITE", &uri);
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("P-Asserted-Identity", &pai),
+            ("Allow", crate::uas::ALLOW),
+            ("Supported", supported),
+            ("User-Agent", &self.cfg.server),
+        ];
+        headers.extend(creds.iter().map(|(n, v)| (*n, v.as_str())));
+        // The challenge's To tag belongs to no dialog.
+        fork.dialog.remote_tag.clear();
+        fork.dialog.request(
+            &mut buf,
+            "INVITE",
+            &via,
+            &contact,
+            &headers,
+            Some(("application/sdp", sdp.as_bytes())),
+        );
+        fork.invite = buf.clone();
+        let dest = fork.dialog.peer.clone();
+        match tx.send_request(buf.clone(), dest, reliable, now) {
+            Ok(id) => self.track(id, key, Role::Fork(i)),
+            Err(_) => fork.done = Some(503),
+        }
+        self.buf = buf;
         self.check_forks(tx, key, now);
     }
 
@@ -879,6 +968,15 @@ impl<A: Clone> Calls<A> {
             return;
         }
         let has_sdp = !msg.body.is_empty();
+        if (status == 401 || status == 407) && call.state == State::Ringing {
+            if let Some(f) = call.forks.get_mut(i) {
+                if let Some(auth) = f.auth.as_mut() {
+                    if auth.on_challenge(msg) == crate::ua::digest::ChallengeVerdict::Retry {
+                        return self.invite_with_credentials(tx, key, i, now);
+                    }
+                }
+            }
+        }
         if let Some(f) = call.forks.get_mut(i) {
             f.dialog.confirm_as_uac(msg);
         }
@@ -1890,6 +1988,9 @@ struct Target {
     uri: String,
     /// The To header of the callee's dialog.
     to: String,
+    /// A trunk's own address-of-record for From, and its credentials.
+    from: Option<String>,
+    credentials: Option<(String, String)>,
     dest: SocketAddr,
     transport: Transport,
     user: String,

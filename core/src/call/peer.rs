@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::directory::{ChannelGate, ChannelToken};
 use crate::registrar::Transport;
 
-#[derive(Debug)]
+/// Credentials are kept out of `Debug` output.
 pub struct Peer {
     /// The name dial-plan rules use (`trunk = "pri1"`).
     pub name: String,
@@ -25,6 +25,24 @@ pub struct Peer {
     pub numbers: Vec<String>,
     /// Simultaneous calls through the peer, both directions (`None`: unlimited).
     pub calls: Arc<ChannelGate>,
+    /// Digest credentials for the peer's 401/407 challenges (an upstream provider).
+    pub credentials: Option<(String, String)>,
+    /// The address-of-record calls to the peer come from (`From`), e.g. the trunk's
+    /// registered `sip:gw@upstream.example`; `None`: the caller's number at mgw's domain.
+    pub from: Option<String>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("domain", &self.domain)
+            .field("sources", &self.sources)
+            .field("numbers", &self.numbers)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .finish()
+    }
 }
 
 impl Peer {
@@ -37,6 +55,8 @@ impl Peer {
             sources: Vec::new(),
             numbers: Vec::new(),
             calls: Arc::new(ChannelGate::new(max_calls)),
+            credentials: None,
+            from: None,
         }
     }
 
