@@ -202,7 +202,7 @@ impl<A: Clone> Endpoint<A> {
         if let Err(e) = validate::request(&msg) {
             return self.refuse_unparsable(bytes, e, origin);
         }
-        let via = if self.stateful(&msg, origin.source) {
+        let via = if self.stateful(&msg, origin.source, origin.reliable) {
             match self
                 .tx
                 .on_request(&msg, origin.reply_to.clone(), origin.reliable, now)
@@ -287,12 +287,12 @@ impl<A: Clone> Endpoint<A> {
     /// with credentials keeps its transaction so that its retransmission is absorbed rather than
     /// seen as a replayed nonce-count; an INVITE with credentials becomes a call, and requests
     /// inside a call, CANCEL and the ACK of a 2xx belong to it.
-    fn stateful(&self, msg: &Message<'_>, source: SocketAddr) -> bool {
+    fn stateful(&self, msg: &Message<'_>, source: SocketAddr, reliable: bool) -> bool {
         match msg.method() {
             Some(Method::Register) => msg.header(HeaderName::Authorization).is_some(),
             Some(Method::Invite) if msg.to().is_some_and(|t| t.tag().is_none()) => {
                 msg.header(HeaderName::ProxyAuthorization).is_some()
-                    || self.cfg.calls.peers.by_source(source).is_some()
+                    || self.cfg.calls.peers.by_source(source, reliable).is_some()
             }
             Some(Method::Cancel) => true,
             Some(_) => self.calls.knows(msg),
@@ -418,7 +418,12 @@ impl<A: Clone> Endpoint<A> {
             }
         }
         if method == Method::Invite && !in_dialog {
-            if let Some(peer) = self.cfg.calls.peers.by_source(origin.source) {
+            if let Some(peer) = self
+                .cfg
+                .calls
+                .peers
+                .by_source(origin.source, origin.reliable)
+            {
                 let name = peer.name.clone();
                 return self.admit_peer_call(msg, &name, via, origin, now);
             }

@@ -6,8 +6,10 @@
 //! SIP dialogs and RTP streams towards the switch (docs/drivers.md).
 
 pub mod dect;
+pub mod isdn;
 pub mod iwf;
 pub mod line;
+pub mod pstn;
 
 pub use line::{
     AudioCodec, CallRef, Cause, Driver, DriverStatus, Fault, LineEvent, Party, Progress, Setup,

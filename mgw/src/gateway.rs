@@ -45,6 +45,7 @@ pub struct GatewayHandle {
     backend: String,
     listeners: Vec<ListenAddr>,
     lines: Option<crate::lines::Lines>,
+    trunks: Option<crate::trunks::Trunks>,
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -75,7 +76,11 @@ impl GatewayHandle {
     /// Stops the workers and joins them. Called once, on SIGTERM/SIGINT, after `/health` has
     /// turned 503.
     pub fn shutdown(mut self) -> Result<(), String> {
-        // The lines first: they hang up their calls while the switch still answers.
+        // Trunks unregister first (REGISTER with expires=0), then the lines hang up their
+        // calls while the switch still answers.
+        if let Some(t) = self.trunks.take() {
+            t.shutdown();
+        }
         if let Some(l) = self.lines.take() {
             l.shutdown();
             std::thread::sleep(Duration::from_millis(50));
@@ -225,12 +230,13 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             )
         }
     };
-    let peers = mgw_core::call::peer::Peers::new(
-        prepared
-            .iter()
-            .map(crate::lines::PreparedLine::peer)
-            .collect::<Result<Vec<_>, _>>()?,
-    );
+    let (prepared_trunks, trunk_peers) = crate::trunks::PreparedTrunks::new(config);
+    let mut peers = prepared
+        .iter()
+        .map(crate::lines::PreparedLine::peer)
+        .collect::<Result<Vec<_>, _>>()?;
+    peers.extend(trunk_peers);
+    let peers = mgw_core::call::peer::Peers::new(peers);
     let r = &config.registrar;
     let endpoint_cfg = EndpointConfig {
         domain: config.sip.domain.clone(),
@@ -376,8 +382,32 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             None
         }
     };
+    let trunks = if prepared_trunks.is_empty() {
+        admin.with_router(|r| crate::trunks::routes(r, crate::trunks::TrunksHandle::empty()));
+        None
+    } else {
+        let bound = engine.local_addrs();
+        let contact = |tcp: bool, v6: bool| {
+            bound
+                .iter()
+                .find(|l| {
+                    (l.transport == mgw_engine::Transport::Tcp) == tcp && l.addr.is_ipv6() == v6
+                })
+                .map(|l| advertised(config, l.addr))
+        };
+        let contacts = crate::trunks::Contacts {
+            udp4: contact(false, false),
+            udp6: contact(false, true),
+            tcp4: contact(true, false),
+            tcp6: contact(true, true),
+        };
+        let t = prepared_trunks.start(contacts, &config.sip.user_agent)?;
+        admin.with_router(|r| crate::trunks::routes(r, t.handle()));
+        Some(t)
+    };
     let media = Arc::new(Mutex::new(Some(media)));
     let handle = GatewayHandle {
+        trunks,
         lines,
         media: media.clone(),
         media_control: media_control.clone(),
@@ -652,4 +682,17 @@ fn registrar_config(r: &config::RegistrarConfig) -> RegistrarConfig {
         expiry_spread_pct: r.expiry_spread_pct,
         ..RegistrarConfig::default()
     }
+}
+
+/// The address a bound listener is reached at: itself, or for an unspecified one the
+/// advertised SIP address's host with the listener's port.
+fn advertised(config: &Config, bound: SocketAddr) -> SocketAddr {
+    if !bound.ip().is_unspecified() {
+        return bound;
+    }
+    config
+        .sip_advertised()
+        .parse::<SocketAddr>()
+        .map(|a| SocketAddr::new(a.ip(), bound.port()))
+        .unwrap_or(bound)
 }

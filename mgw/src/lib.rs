@@ -20,3 +20,4 @@ pub mod provisioning;
 pub mod resolve;
 pub mod signalling;
 pub mod store;
+pub mod trunks;

@@ -443,6 +443,7 @@ pub fn prepare(
         };
         let mut c = IsdnTrunkConfig::new(&l.name, interface, ExchangeConfig::demo());
         c.seed = l.seed;
+        c.timers.call.t309 = (l.t309_s > 0).then(|| Duration::from_secs(l.t309_s));
         let channels = interface.b_channels().len() as u32;
         let trunk = IsdnTrunk::new(c, now);
         out.push(PreparedLine::bind(Box::new(trunk), ip, channels)?);

@@ -228,7 +228,7 @@ fn dect_handset_calls_a_phone_and_failures_map_to_sip() {
 }
 
 const ISDN: &str =
-    "[[isdn]]\nname = \"pri1\"\nkind = \"e1-pri\"\nsimulated = true\nprefix = \"0\"\n\
+    "[[isdn]]\nname = \"pri1\"\nkind = \"e1-pri\"\nsimulated = true\nprefix = \"0\"\nt309_s = 1\n\
     [[isdn]]\nname = \"bri1\"\nkind = \"bri\"\nsimulated = true\nprefix = \"8\"\n";
 
 /// A call over the simulated E1 to the PSTN echo number, answered after a ring: the phone's

@@ -110,6 +110,10 @@ impl DialPlan {
         }
         for r in &self.rules {
             if let Some(rest) = number.strip_prefix(r.prefix.as_str()) {
+                // A phone-book entry is a whole number: `9#301` is not `9#30` and a 1.
+                if matches!(r.target, Target::TrunkUri { .. }) && !rest.is_empty() {
+                    continue;
+                }
                 let n = if r.strip_prefix { rest } else { number };
                 return resolve(&r.target, n);
             }

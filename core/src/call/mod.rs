@@ -720,7 +720,7 @@ impl<A: Clone> Calls<A> {
             from: peer.from.clone(),
             credentials: peer.credentials.clone(),
             uri,
-            dest: peer.addr,
+            dest: peer.destination(),
             transport: peer.transport,
             user: peer.name.clone(),
             path: Vec::new(),

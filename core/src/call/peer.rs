@@ -4,7 +4,7 @@
 //! INVITE from one of its addresses is a call from that line, with no log-on behind it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::directory::{ChannelGate, ChannelToken};
 use crate::registrar::Transport;
@@ -30,6 +30,9 @@ pub struct Peer {
     /// The address-of-record calls to the peer come from (`From`), e.g. the trunk's
     /// registered `sip:gw@upstream.example`; `None`: the caller's number at mgw's domain.
     pub from: Option<String>,
+    /// The server's addresses as DNS last gave them (RFC 3263 order), shared with whoever
+    /// resolves them; the first is where calls go, all are accepted as sources.
+    pub resolved: Arc<RwLock<Vec<SocketAddr>>>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -57,13 +60,41 @@ impl Peer {
             calls: Arc::new(ChannelGate::new(max_calls)),
             credentials: None,
             from: None,
+            resolved: Arc::new(RwLock::new(Vec::new())),
         }
+    }
+
+    /// Where calls to the peer go now.
+    pub fn destination(&self) -> SocketAddr {
+        self.resolved
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first()
+            .copied()
+            .unwrap_or(self.addr)
     }
 
     /// Whether a request from `source` comes from this peer. A peer is recognised by its IP
     /// and port together: a line driver shares the loopback address with every local phone.
-    pub fn sent(&self, source: SocketAddr) -> bool {
-        self.addr == source || self.sources.contains(&source)
+    ///
+    /// Over TCP the server connects from any port, so a TCP peer is recognised by its IP.
+    pub fn sent(&self, source: SocketAddr, reliable: bool) -> bool {
+        let by_ip = reliable && self.transport == Transport::Tcp;
+        let same = |a: &SocketAddr| {
+            if by_ip {
+                a.ip() == source.ip()
+            } else {
+                *a == source
+            }
+        };
+        same(&self.addr)
+            || self.sources.iter().any(same)
+            || self
+                .resolved
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(same)
     }
 
     /// A call slot on the peer, `None` when its limit is reached.
@@ -85,8 +116,8 @@ impl Peers {
         self.0.iter().find(|p| p.name == name)
     }
 
-    pub fn by_source(&self, source: SocketAddr) -> Option<&Peer> {
-        self.0.iter().find(|p| p.sent(source))
+    pub fn by_source(&self, source: SocketAddr, reliable: bool) -> Option<&Peer> {
+        self.0.iter().find(|p| p.sent(source, reliable))
     }
 
     /// The peer that terminates `number` itself.

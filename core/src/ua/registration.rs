@@ -59,6 +59,9 @@ pub struct RegistrationConfig<A> {
     pub registrar_addr: A,
     /// When set, every REGISTER goes here instead of to `registrar_addr`.
     pub outbound_proxy: Option<A>,
+    /// The sent-by of Via when REGISTER leaves from another socket than the one calls
+    /// arrive at (the Contact); `None`: `contact_host`.
+    pub via_host: Option<String>,
 }
 
 /// Without the password, which must not reach logs.
@@ -100,6 +103,7 @@ impl<A> RegistrationConfig<A> {
             transport: Transport::Udp,
             registrar_addr,
             outbound_proxy: None,
+            via_host: None,
         }
     }
 
@@ -292,7 +296,10 @@ impl<A: Clone> Registration<A> {
         };
         let via = format!(
             "SIP/2.0/{proto} {};branch=z9hG4bK{};rport",
-            self.cfg.contact_host,
+            self.cfg
+                .via_host
+                .as_deref()
+                .unwrap_or(&self.cfg.contact_host),
             self.rng.hex()
         );
         let contact = format!(

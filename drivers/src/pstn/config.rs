@@ -409,8 +409,9 @@ mod tests {
         assert_eq!(demo.lookup("0310000000"), &Behaviour::Unallocated);
         let lines = demo.describe();
         assert_eq!(lines.len(), demo.numbers.len() + 1);
-        assert!(lines[0].starts_with("0300000000: answers after 3000 ms"));
-        assert!(lines[9].starts_with("0309*: 75%: answers"));
+        assert!(lines[0].starts_with("5551000: answers after 1000 ms"));
+        assert!(lines[6].starts_with("0300000000: answers after 3000 ms"));
+        assert!(lines[15].starts_with("0309*: 75%: answers"));
     }
 
     #[test]

@@ -393,6 +393,14 @@ pub struct IsdnConfig {
     /// Default 1.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Q.931 T309: how long calls survive a signalling link failure before they are
+    /// cleared (0: cleared at once). Default 90.
+    #[serde(default = "default_t309")]
+    pub t309_s: u64,
+}
+
+fn default_t309() -> u64 {
+    90
 }
 
 fn default_seed() -> u64 {
@@ -509,16 +517,22 @@ pub struct TrunkConfig {
     /// Digest password. Default: none.
     #[serde(default)]
     pub password: Option<String>,
-    /// Requested registration lifetime, seconds. Default 3600.
+    /// Requested registration lifetime, seconds. Default 1200 (seed 004).
     #[serde(default = "default_trunk_expires")]
     pub expires: u32,
     /// Dial prefix routing calls out of this trunk (stripped). Default: none.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// Simultaneous calls through this trunk, both directions. Default: unlimited.
+    #[serde(default)]
+    pub max_calls: Option<u32>,
+    /// Send REGISTER and calls through this proxy instead of `server`. Default: none.
+    #[serde(default)]
+    pub outbound_proxy: Option<HostPort>,
 }
 
 fn default_trunk_expires() -> u32 {
-    3600
+    1200
 }
 
 impl TrunkConfig {
@@ -864,9 +878,66 @@ impl Config {
                         },
                     })
                 }))
+                // The phone book before the trunks' prefixes: `9#30` is an entry even where
+                // a trunk's prefix is `9`.
+                .chain(self.phonebook_rules())
+                .chain(self.trunks.iter().filter_map(|t| {
+                    t.prefix.as_ref().map(|p| Rule {
+                        prefix: p.clone(),
+                        strip_prefix: true,
+                        target: Target::Trunk {
+                            name: t.name.clone(),
+                            prepend: String::new(),
+                        },
+                    })
+                }))
                 .collect(),
             emergency: self.emergency.route.clone().map(Target::Uri),
         }
+    }
+
+    /// One rule per phone-book entry: `prefix` + short number -> the stored URI, through
+    /// the trunk whose domain the URI names (else the first trunk; with no trunk, directly,
+    /// which needs an IP address in the URI).
+    fn phonebook_rules(&self) -> Vec<mgw_core::call::dialplan::Rule> {
+        use mgw_core::call::dialplan::{Rule, Target};
+        let pb = &self.phonebook;
+        let Some(prefix) = &pb.prefix else {
+            return Vec::new();
+        };
+        pb.entries
+            .iter()
+            .map(|(short, uri)| {
+                let host = mgw_core::sip::Uri::parse(uri)
+                    .ok()
+                    .map(|u| u.host.to_ascii_lowercase());
+                let trunk = self
+                    .trunks
+                    .iter()
+                    .find(|t| {
+                        let aor_host = t.aor().and_then(|a| {
+                            mgw_core::sip::Uri::parse(&a)
+                                .ok()
+                                .map(|u| u.host.to_ascii_lowercase())
+                        });
+                        host.is_some()
+                            && (aor_host == host
+                                || Some(t.server.host.to_ascii_lowercase()) == host)
+                    })
+                    .or(self.trunks.first());
+                Rule {
+                    prefix: format!("{prefix}{short}"),
+                    strip_prefix: true,
+                    target: match trunk {
+                        Some(t) => Target::TrunkUri {
+                            name: t.name.clone(),
+                            uri: uri.clone(),
+                        },
+                        None => Target::Uri(uri.clone()),
+                    },
+                }
+            })
+            .collect()
     }
 
     /// `sip.advertise`, or what the listeners suggest.

@@ -140,7 +140,8 @@ fn acceptance_config_parses() {
         t.server,
         HostPort {
             host: "127.0.0.1".into(),
-            port: 25070
+            port: 25070,
+            port_given: true,
         }
     );
     assert_eq!(

@@ -158,6 +158,9 @@ pub struct HostPort {
     /// Hostname, IPv4 address or IPv6 address (without brackets).
     pub host: String,
     pub port: u16,
+    /// Whether the text named the port: a name without one is looked up by SRV first
+    /// (RFC 3263 4.2).
+    pub port_given: bool,
 }
 
 pub const DEFAULT_SIP_PORT: u16 = 5060;
@@ -204,6 +207,7 @@ impl std::str::FromStr for HostPort {
         if !s.starts_with('[') && !is_hostname(host) {
             return Err(bad("not a hostname or IPv4 address"));
         }
+        let port_given = port.is_some();
         let port = match port {
             None => DEFAULT_SIP_PORT,
             Some(p) => match p.parse::<u16>() {
@@ -214,6 +218,7 @@ impl std::str::FromStr for HostPort {
         Ok(HostPort {
             host: host.to_string(),
             port,
+            port_given,
         })
     }
 }

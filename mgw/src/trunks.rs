@@ -1,0 +1,763 @@
+//! Upstream SIP trunks (seed 004): the registration client of each `[[trunk]]` on a thread of
+//! its own, and the peers the switch uses to place calls through them and to recognise calls
+//! from them.
+//!
+//! The thread resolves each server (RFC 3263, `resolve`), registers with the core user agent
+//! (digest, refresh, backoff; `mgw_core::ua`) from a socket of its own, and writes the resolved
+//! addresses into the trunk's peer, which the SIP workers read: calls go to the first address,
+//! requests from any of them are the trunk's. The Contact registered is the switch's own
+//! listener, so calls from the provider arrive where every call does.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mgw_core::call::peer::Peer;
+use mgw_core::endpoint::Origin;
+use mgw_core::registrar::Transport as PeerTransport;
+use mgw_core::ua::{
+    Event, RegistrationConfig, RegistrationId, RegistrationState, UaConfig, UserAgent,
+};
+
+use crate::config::{Config, TrunkConfig};
+
+/// How long one nameserver gets to answer.
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+/// A failed resolution is tried again after this long.
+const DNS_RETRY: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the registrars to confirm the unregistrations.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
+const IDLE: Duration = Duration::from_millis(100);
+
+/// What `GET /api/v1/trunks` shows of a trunk.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrunkStatus {
+    pub name: String,
+    /// unregistered | registering | registered | failed | disabled
+    pub state: &'static str,
+    /// Why it is not registered, in words ("403 Forbidden from 192.0.2.1:5060", "DNS: no such
+    /// host sip.example.invalid"); `null` when registered.
+    pub reason: Option<String>,
+    pub server: String,
+    pub transport: &'static str,
+    pub register: bool,
+    /// The server's addresses as resolved (calls go to the first).
+    pub addresses: Vec<String>,
+    /// Seconds until the registration runs out.
+    pub expires_in: Option<u64>,
+    pub prefix: Option<String>,
+    pub max_calls: Option<u32>,
+    pub calls: u32,
+}
+
+type Reply = Sender<Result<(), String>>;
+
+enum Control {
+    Connect(String, Reply),
+    Disconnect(String, Reply),
+}
+
+/// The switch's listeners, as registered in Contact.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Contacts {
+    pub udp4: Option<SocketAddr>,
+    pub udp6: Option<SocketAddr>,
+    pub tcp4: Option<SocketAddr>,
+    pub tcp6: Option<SocketAddr>,
+}
+
+impl Contacts {
+    fn for_server(&self, server: SocketAddr, tcp: bool) -> Option<SocketAddr> {
+        match (tcp, server.is_ipv6()) {
+            (false, false) => self.udp4.or(self.udp6),
+            (false, true) => self.udp6.or(self.udp4),
+            (true, false) => self.tcp4.or(self.tcp6),
+            (true, true) => self.tcp6.or(self.tcp4),
+        }
+    }
+}
+
+/// Builds the trunks' peers for the switch (before it starts) and the runtime that keeps
+/// them resolved and registered (after).
+pub struct PreparedTrunks {
+    trunks: Vec<(
+        TrunkConfig,
+        Arc<RwLock<Vec<SocketAddr>>>,
+        Arc<mgw_core::directory::ChannelGate>,
+    )>,
+}
+
+impl PreparedTrunks {
+    pub fn new(config: &Config) -> (PreparedTrunks, Vec<Peer>) {
+        let mut peers = Vec::new();
+        let mut trunks = Vec::new();
+        for t in &config.trunks {
+            let port = t.server.port;
+            // A literal address is known now; a name is resolved by the trunk thread.
+            let addr = t
+                .server
+                .ip()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ip| {
+                    SocketAddr::new(ip, port)
+                });
+            let mut p = Peer::new(&t.name, addr, t.max_calls);
+            p.transport = match t.transport {
+                crate::config::Transport::Tcp => PeerTransport::Tcp,
+                crate::config::Transport::Udp => PeerTransport::Udp,
+            };
+            p.domain = domain_of(t);
+            p.from = t.aor();
+            p.credentials = t
+                .user
+                .clone()
+                .zip(t.password.clone().or_else(|| Some(String::new())));
+            trunks.push((t.clone(), p.resolved.clone(), p.calls.clone()));
+            peers.push(p);
+        }
+        (PreparedTrunks { trunks }, peers)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.trunks.is_empty()
+    }
+
+    /// Starts the trunk thread; `contacts` are the switch's listeners.
+    pub fn start(self, contacts: Contacts, user_agent: &str) -> Result<Trunks, String> {
+        let status = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (control, inbox) = mpsc::channel();
+        let mut trunks = Vec::new();
+        for (i, (cfg, resolved, calls)) in self.trunks.into_iter().enumerate() {
+            let seed = random_seed() ^ (i as u64);
+            trunks.push(Trunk::new(cfg, resolved, calls, seed, user_agent));
+        }
+        let thread = {
+            let status = status.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("mgw-trunks".into())
+                .spawn(move || run(trunks, contacts, inbox, status, stop))
+                .map_err(|e| format!("cannot start the trunk thread: {e}"))?
+        };
+        Ok(Trunks {
+            thread: Some(thread),
+            stop,
+            handle: TrunksHandle { control, status },
+        })
+    }
+}
+
+/// The host part of the trunk's SIP address: request URIs towards it use this domain
+/// (`sip:NUMBER@upstream.example`).
+fn domain_of(t: &TrunkConfig) -> String {
+    t.aor()
+        .and_then(|a| {
+            mgw_core::sip::Uri::parse(&a).ok().map(|u| match u.port {
+                Some(p) => format!("{}:{p}", u.host),
+                None => u.host.to_string(),
+            })
+        })
+        .unwrap_or_else(|| {
+            if t.server.host.contains(':') {
+                format!("[{}]", t.server.host)
+            } else {
+                t.server.host.clone()
+            }
+        })
+}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b) ^ u64::from(std::process::id())
+}
+
+/// The running trunk thread.
+pub struct Trunks {
+    thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    handle: TrunksHandle,
+}
+
+impl Trunks {
+    pub fn handle(&self) -> TrunksHandle {
+        self.handle.clone()
+    }
+
+    /// Unregisters every trunk (waiting briefly for the registrars) and stops.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Trunks {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct TrunksHandle {
+    control: Sender<Control>,
+    status: Arc<Mutex<Vec<TrunkStatus>>>,
+}
+
+impl TrunksHandle {
+    pub fn empty() -> TrunksHandle {
+        let (control, _) = mpsc::channel();
+        TrunksHandle {
+            control,
+            status: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    pub fn status(&self) -> Vec<TrunkStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn ask(&self, make: impl FnOnce(Reply) -> Control) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.control
+            .send(make(tx))
+            .map_err(|_| "no trunk is configured".to_string())?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| "the trunk thread did not answer".to_string())?
+    }
+
+    /// Registers (again) by hand: after a 403, or after a disconnect.
+    pub fn connect(&self, name: &str) -> Result<(), String> {
+        self.ask(|r| Control::Connect(name.to_string(), r))
+    }
+
+    /// Unregisters (REGISTER with expires=0) and stays so until connected again.
+    pub fn disconnect(&self, name: &str) -> Result<(), String> {
+        self.ask(|r| Control::Disconnect(name.to_string(), r))
+    }
+}
+
+/// One trunk on the trunk thread.
+struct Trunk {
+    cfg: TrunkConfig,
+    resolved: Arc<RwLock<Vec<SocketAddr>>>,
+    calls: Arc<mgw_core::directory::ChannelGate>,
+    ua: UserAgent<SocketAddr>,
+    reg: Option<RegistrationId>,
+    /// The registrar's address, once resolved.
+    server: Option<SocketAddr>,
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpStream>,
+    tcp_in: Vec<u8>,
+    /// When to resolve again after a DNS failure.
+    resolve_at: Option<Instant>,
+    dns_failure: Option<String>,
+    /// Disconnected by hand: stays down until connected.
+    manual_off: bool,
+}
+
+impl Trunk {
+    fn new(
+        cfg: TrunkConfig,
+        resolved: Arc<RwLock<Vec<SocketAddr>>>,
+        calls: Arc<mgw_core::directory::ChannelGate>,
+        seed: u64,
+        user_agent: &str,
+    ) -> Trunk {
+        let ua = UserAgent::new(UaConfig {
+            user_agent: user_agent.to_string(),
+            seed,
+            ..UaConfig::default()
+        });
+        Trunk {
+            cfg,
+            resolved,
+            calls,
+            ua,
+            reg: None,
+            server: None,
+            udp: None,
+            tcp: None,
+            tcp_in: Vec::new(),
+            resolve_at: Some(Instant::now()),
+            dns_failure: None,
+            manual_off: false,
+        }
+    }
+
+    fn transport(&self) -> PeerTransport {
+        match self.cfg.transport {
+            crate::config::Transport::Tcp => PeerTransport::Tcp,
+            crate::config::Transport::Udp => PeerTransport::Udp,
+        }
+    }
+
+    /// Resolves the server (and the outbound proxy); on success, sets up the registration.
+    fn resolve(&mut self, contacts: Contacts, now: Instant) {
+        self.resolve_at = None;
+        let transport = match self.cfg.transport {
+            crate::config::Transport::Tcp => mgw_core::dns::Transport::Tcp,
+            crate::config::Transport::Udp => mgw_core::dns::Transport::Udp,
+        };
+        let hp = self.cfg.outbound_proxy.as_ref().unwrap_or(&self.cfg.server);
+        // An explicit port in the config means no SRV lookup (RFC 3263 4.2); the config
+        // always carries one, so SRV is asked only for names given without a port.
+        let port = hp.port_given.then_some(hp.port);
+        let found = crate::resolve::resolve(&hp.host, port, transport, None, DNS_TIMEOUT);
+        let addrs = match found {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => {
+                self.dns_failure = Some(format!("DNS: {} has no address", hp.host));
+                self.resolve_at = Some(now + DNS_RETRY);
+                return;
+            }
+            Err(e) => {
+                log::warn!("trunk {}: {e}", self.cfg.name);
+                self.dns_failure = Some(e.to_string());
+                self.resolve_at = Some(now + DNS_RETRY);
+                return;
+            }
+        };
+        self.dns_failure = None;
+        *self
+            .resolved
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = addrs.clone();
+        let server = addrs[0];
+        self.server = Some(server);
+        log::info!(
+            "trunk {}: {} is {}",
+            self.cfg.name,
+            hp.host,
+            addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if !self.cfg.register {
+            return;
+        }
+        let tcp = self.cfg.transport == crate::config::Transport::Tcp;
+        let contact = contacts.for_server(server, tcp);
+        let Some(contact) = contact else {
+            self.dns_failure =
+                Some("no SIP listener of the server's address family to register".into());
+            return;
+        };
+        if let Err(e) = self.open_socket(server) {
+            self.dns_failure = Some(e);
+            self.resolve_at = Some(now + DNS_RETRY);
+            return;
+        }
+        let via = self.local_addr().map(|a| host_port(a));
+        let aor = self.cfg.aor().unwrap_or_default();
+        let user = self.cfg.user.clone().unwrap_or_default();
+        let registrar = format!(
+            "sip:{}",
+            mgw_core::sip::Uri::parse(&aor)
+                .ok()
+                .map(|u| u.host.to_string())
+                .unwrap_or_else(|| host_port(server))
+        );
+        let mut rc = RegistrationConfig::new(
+            &registrar,
+            &aor,
+            &user,
+            &host_port(contact),
+            &user,
+            self.cfg.password.as_deref().unwrap_or(""),
+            server,
+        );
+        rc.expires = self.cfg.expires;
+        rc.transport = self.transport();
+        rc.via_host = via;
+        match self.reg {
+            Some(id) => {
+                let _ = self.ua.reconfigure(id, rc, now);
+            }
+            None => {
+                let id = self.ua.add_registration(rc);
+                self.reg = Some(id);
+                if !self.manual_off {
+                    let _ = self.ua.connect(id, now);
+                }
+            }
+        }
+    }
+
+    fn open_socket(&mut self, server: SocketAddr) -> Result<(), String> {
+        let any: IpAddr = if server.is_ipv6() {
+            IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::from([0, 0, 0, 0])
+        };
+        match self.cfg.transport {
+            crate::config::Transport::Udp => {
+                if self.udp.is_none() {
+                    let s = UdpSocket::bind(SocketAddr::new(any, 0))
+                        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+                    // Bound to the server, the socket's local address is the one the server
+                    // sees, which is what Via must name.
+                    s.connect(server)
+                        .map_err(|e| format!("cannot reach {server}: {e}"))?;
+                    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+                    self.udp = Some(s);
+                }
+            }
+            crate::config::Transport::Tcp => self.connect_tcp(server)?,
+        }
+        Ok(())
+    }
+
+    fn connect_tcp(&mut self, server: SocketAddr) -> Result<(), String> {
+        if self.tcp.is_some() {
+            return Ok(());
+        }
+        let s = TcpStream::connect_timeout(&server, Duration::from_secs(3))
+            .map_err(|e| format!("TCP: cannot connect to {server}: {e}"))?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let _ = s.set_nodelay(true);
+        self.tcp = Some(s);
+        self.tcp_in.clear();
+        Ok(())
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        match (&self.udp, &self.tcp) {
+            (Some(u), _) => u.local_addr().ok(),
+            (_, Some(t)) => t.local_addr().ok(),
+            _ => None,
+        }
+    }
+
+    fn send(&mut self, now: Instant) {
+        while let Some(t) = self.ua.poll_transmit() {
+            let r = match self.cfg.transport {
+                crate::config::Transport::Udp => match &self.udp {
+                    Some(s) => s.send(&t.bytes).map(|_| ()),
+                    None => Ok(()),
+                },
+                crate::config::Transport::Tcp => {
+                    if self.tcp.is_none() {
+                        if let Err(e) = self.connect_tcp(t.to) {
+                            if let Some(id) = self.reg {
+                                let _ = self.ua.on_transport_error(id, &e, now);
+                            }
+                            continue;
+                        }
+                    }
+                    match &mut self.tcp {
+                        Some(s) => s.write_all(&t.bytes),
+                        None => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = r {
+                let reason = format!("cannot send to {}: {e}", t.to);
+                log::debug!("trunk {}: {reason}", self.cfg.name);
+                self.tcp = None;
+                if let Some(id) = self.reg {
+                    let _ = self.ua.on_transport_error(id, &reason, now);
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, buf: &mut [u8], now: Instant) {
+        let Some(server) = self.server else {
+            return;
+        };
+        if let Some(s) = &self.udp {
+            loop {
+                match s.recv(buf) {
+                    Ok(n) => {
+                        let o = Origin {
+                            reply_to: server,
+                            source: server,
+                            reliable: false,
+                        };
+                        self.ua.on_message(&buf[..n], o, now);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // ICMP port unreachable: the server is down; the transaction's timeout
+                    // says so in words.
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut closed = false;
+        if let Some(s) = &mut self.tcp {
+            loop {
+                match s.read(buf) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => self.tcp_in.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let len = match mgw_core::sip::framing::frame(&self.tcp_in) {
+                Ok(mgw_core::sip::framing::Frame::Message { len }) => len,
+                Ok(mgw_core::sip::framing::Frame::KeepAlive { len, .. }) => {
+                    self.tcp_in.drain(..len);
+                    continue;
+                }
+                Ok(mgw_core::sip::framing::Frame::Incomplete) => break,
+                Err(_) => {
+                    // A stream that cannot be framed cannot be resynchronised.
+                    closed = true;
+                    break;
+                }
+            };
+            let msg: Vec<u8> = self.tcp_in.drain(..len).collect();
+            let o = Origin {
+                reply_to: server,
+                source: server,
+                reliable: true,
+            };
+            self.ua.on_message(&msg, o, now);
+        }
+        if closed {
+            self.tcp = None;
+            self.tcp_in.clear();
+        }
+    }
+
+    fn status(&self, now: Instant) -> TrunkStatus {
+        let reg = self.reg.and_then(|id| self.ua.registration(id));
+        let (state, expires_in) = match reg.map(|r| r.state()) {
+            Some(RegistrationState::Registered { until }) => (
+                "registered",
+                Some(until.saturating_duration_since(now).as_secs()),
+            ),
+            Some(RegistrationState::Registering) => ("registering", None),
+            Some(RegistrationState::Failed) => ("failed", None),
+            Some(RegistrationState::Disabled) => ("disabled", None),
+            Some(RegistrationState::Unregistered) => ("unregistered", None),
+            None if self.dns_failure.is_some() => ("failed", None),
+            None if !self.cfg.register => ("unregistered", None),
+            None => ("registering", None),
+        };
+        let reason = match (&self.dns_failure, reg) {
+            (Some(d), _) => Some(d.clone()),
+            (None, _) if state == "registered" => None,
+            (None, Some(r)) => r
+                .last_failure()
+                .map(str::to_string)
+                .or_else(|| (state == "disabled").then(|| "disconnected by hand".to_string())),
+            (None, None) if !self.cfg.register => {
+                Some("does not register (register = false)".to_string())
+            }
+            (None, None) => None,
+        };
+        TrunkStatus {
+            name: self.cfg.name.clone(),
+            state,
+            reason,
+            server: self.cfg.server.to_string(),
+            transport: match self.cfg.transport {
+                crate::config::Transport::Tcp => "tcp",
+                crate::config::Transport::Udp => "udp",
+            },
+            register: self.cfg.register,
+            addresses: self
+                .resolved
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect(),
+            expires_in,
+            prefix: self.cfg.prefix.clone(),
+            max_calls: self.cfg.max_calls,
+            calls: self.calls.busy(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.ua.poll_timeout(), self.resolve_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+fn host_port(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v) => v.to_string(),
+        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
+    }
+}
+
+fn run(
+    mut trunks: Vec<Trunk>,
+    contact: Contacts,
+    inbox: Receiver<Control>,
+    status: Arc<Mutex<Vec<TrunkStatus>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while let Ok(c) = inbox.try_recv() {
+            let (name, on, reply) = match c {
+                Control::Connect(n, r) => (n, true, r),
+                Control::Disconnect(n, r) => (n, false, r),
+            };
+            let r = match trunks.iter_mut().find(|t| t.cfg.name == name) {
+                None => Err(format!("no trunk is named {name}")),
+                Some(t) => {
+                    t.manual_off = !on;
+                    match t.reg {
+                        Some(id) if on => t.ua.connect(id, now).map_err(|e| e.to_string()),
+                        Some(id) => t.ua.disconnect(id, now).map_err(|e| e.to_string()),
+                        None if on => {
+                            t.resolve_at = Some(now);
+                            Ok(())
+                        }
+                        None if !t.cfg.register => {
+                            Err(format!("trunk {name} does not register (register = false)"))
+                        }
+                        None => Ok(()),
+                    }
+                }
+            };
+            let _ = reply.send(r);
+        }
+        for t in &mut trunks {
+            if t.resolve_at.is_some_and(|at| at <= now) {
+                t.resolve(contact, now);
+            }
+            if t.ua.poll_timeout().is_some_and(|at| at <= now) {
+                t.ua.handle_timeout(now);
+            }
+            while let Some(e) = t.ua.poll_event() {
+                if let Event::Registration { state, .. } = e {
+                    log::info!("trunk {}: {state:?}", t.cfg.name);
+                }
+            }
+            t.send(now);
+        }
+        let snapshot: Vec<TrunkStatus> = trunks.iter().map(|t| t.status(now)).collect();
+        *status.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        let timeout = trunks
+            .iter()
+            .filter_map(Trunk::poll_timeout)
+            .min()
+            .map_or(IDLE, |d| {
+                d.saturating_duration_since(Instant::now()).min(IDLE)
+            });
+        wait(&trunks, timeout);
+        let now = Instant::now();
+        for t in &mut trunks {
+            t.receive(&mut buf, now);
+            t.send(now);
+        }
+    }
+    // Clean unregistration: REGISTER with expires=0 from every registered trunk, and a short
+    // wait for the answers (retransmitting as needed).
+    let now = Instant::now();
+    for t in &mut trunks {
+        t.ua.shutdown(now);
+        t.send(now);
+    }
+    let until = Instant::now() + UNREGISTER_WAIT;
+    while Instant::now() < until && trunks.iter().any(|t| !t.ua.is_idle()) {
+        wait(&trunks, Duration::from_millis(20));
+        let now = Instant::now();
+        for t in &mut trunks {
+            t.receive(&mut buf, now);
+            if t.ua.poll_timeout().is_some_and(|at| at <= now) {
+                t.ua.handle_timeout(now);
+            }
+            t.send(now);
+        }
+    }
+}
+
+fn wait(trunks: &[Trunk], timeout: Duration) {
+    let mut fds: Vec<libc::pollfd> = trunks
+        .iter()
+        .flat_map(|t| {
+            [
+                t.udp.as_ref().map(|s| s.as_raw_fd()),
+                t.tcp.as_ref().map(|s| s.as_raw_fd()),
+            ]
+        })
+        .flatten()
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    if fds.is_empty() {
+        std::thread::sleep(Duration::from_millis(ms as u64));
+        return;
+    }
+    // SAFETY: `fds` is a live, exclusively borrowed array of `fds.len()` pollfd structs for
+    // the whole call; poll(2) only writes their `revents`. The descriptors belong to sockets
+    // that outlive the call. Exercised by every trunk test.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+    }
+}
+
+/// `GET /api/v1/trunks`, `POST /api/v1/trunks/{name}/connect|disconnect`.
+pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle) {
+    use crate::admin::{ApiError, Json, Role};
+    let list = trunks.clone();
+    r.get("/api/v1/trunks", Role::Viewer, move |_| {
+        Json::serialize(&list.status())
+    });
+    let one = trunks.clone();
+    r.get("/api/v1/trunks/{name}", Role::Viewer, move |req| {
+        let name = req.param("name")?;
+        match one.status().into_iter().find(|t| t.name == name) {
+            Some(t) => Json::serialize(&t),
+            None => Err(ApiError::not_found(format!("no trunk is named {name}"))
+                .with_fix("GET /api/v1/trunks lists them")),
+        }
+    });
+    let c = trunks.clone();
+    r.post("/api/v1/trunks/{name}/connect", Role::Admin, move |req| {
+        let name = req.param("name")?;
+        c.connect(name)
+            .map(|()| Json::ok(serde_json::json!({"ok": true})))
+            .map_err(|e| ApiError::new(409, e))
+    });
+    r.post(
+        "/api/v1/trunks/{name}/disconnect",
+        Role::Admin,
+        move |req| {
+            let name = req.param("name")?;
+            trunks
+                .disconnect(name)
+                .map(|()| Json::ok(serde_json::json!({"ok": true})))
+                .map_err(|e| ApiError::new(409, e))
+        },
+    );
+}
