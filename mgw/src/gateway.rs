@@ -401,7 +401,13 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             tcp4: contact(true, false),
             tcp6: contact(true, true),
         };
-        let t = prepared_trunks.start(contacts, &config.sip.user_agent)?;
+        let timers = TimerConfig {
+            t1: config.sip.t1(),
+            t2: config.sip.t2(),
+            t4: config.sip.t4(),
+            ..TimerConfig::default()
+        };
+        let t = prepared_trunks.start(contacts, &config.sip.user_agent, timers)?;
         admin.with_router(|r| crate::trunks::routes(r, t.handle()));
         Some(t)
     };

@@ -127,14 +127,19 @@ impl PreparedTrunks {
     }
 
     /// Starts the trunk thread; `contacts` are the switch's listeners.
-    pub fn start(self, contacts: Contacts, user_agent: &str) -> Result<Trunks, String> {
+    pub fn start(
+        self,
+        contacts: Contacts,
+        user_agent: &str,
+        timers: mgw_core::transaction::TimerConfig,
+    ) -> Result<Trunks, String> {
         let status = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (control, inbox) = mpsc::channel();
         let mut trunks = Vec::new();
         for (i, (cfg, resolved, calls)) in self.trunks.into_iter().enumerate() {
             let seed = random_seed() ^ (i as u64);
-            trunks.push(Trunk::new(cfg, resolved, calls, seed, user_agent));
+            trunks.push(Trunk::new(cfg, resolved, calls, seed, user_agent, timers));
         }
         let thread = {
             let status = status.clone();
@@ -277,10 +282,12 @@ impl Trunk {
         calls: Arc<mgw_core::directory::ChannelGate>,
         seed: u64,
         user_agent: &str,
+        timers: mgw_core::transaction::TimerConfig,
     ) -> Trunk {
         let ua = UserAgent::new(UaConfig {
             user_agent: user_agent.to_string(),
             seed,
+            timers,
             ..UaConfig::default()
         });
         Trunk {

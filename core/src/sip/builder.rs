@@ -52,6 +52,11 @@ impl<'b> ResponseBuilder<'b> {
                 HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                     push_header(buf, h.name.as_str(), lex::trim(h.value));
                 }
+                // A dialog-creating response carries the request's Record-Route, so the
+                // caller routes its ACK and BYE through the proxies (RFC 3261 12.1.1).
+                HeaderName::RecordRoute if code > 100 && code < 300 => {
+                    push_header(buf, h.name.as_str(), lex::trim(h.value));
+                }
                 HeaderName::To => {
                     let value = lex::trim(h.value);
                     buf.extend_from_slice(b"To: ");

@@ -94,6 +94,18 @@ impl Server {
         panic!("mgw did not become healthy: {}", self.log());
     }
 
+    /// SIGTERM and wait for the exit: the clean shutdown.
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) with a valid signal number on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
