@@ -182,6 +182,24 @@ fn registers_refreshes_disconnects_and_unregisters_at_shutdown() {
         "{}",
         p.log()
     );
+    // The CLI shows the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_mgw"))
+        .args([
+            "trunk",
+            "list",
+            "--api",
+            &format!("http://127.0.0.1:{}", s.admin),
+        ])
+        .args(["--token", "t"])
+        .env_remove("MGW_API")
+        .env_remove("MGW_TOKEN")
+        .output()
+        .expect("mgw trunk list");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("up1") && table.contains("registered"),
+        "{table}"
+    );
     // Granted 60 s: refreshed about half way.
     assert!(
         p.wait_log("REGISTER from gw: 200 OK", 2, Duration::from_secs(40)),

@@ -386,6 +386,54 @@ fn operations() -> Vec<Op> {
             )
             .ok(list("Cdr"))
             .errors(&[400]),
+        op(Get, "/api/v1/calls", Viewer, "Calls in progress")
+            .describe("Oldest first, with their state (ringing or answered).")
+            .ok(list("Call")),
+        // Line drivers.
+        op(Get, "/api/v1/drivers", Viewer, "Line drivers")
+            .describe("ISDN lines and DECT base stations: kind, state, channels, numbers.")
+            .ok(list("Driver")),
+        op(Get, "/api/v1/drivers/{name}", Viewer, "One line driver")
+            .ok(r("Driver"))
+            .errors(&[404]),
+        op(
+            Post,
+            "/api/v1/drivers/{name}/simulate",
+            Admin,
+            "Act on simulated hardware",
+        )
+        .describe(
+            "What a far-end party or a technician would do: dial, answer, hang up, cut or \
+             restore layer 1 or the signalling link, take a unit down, move a handset out of \
+             range. 409 names what the driver does not model.",
+        )
+        .body("SimCommand")
+        .ok(r("Done"))
+        .errors(&[400, 409]),
+        // Upstream trunks.
+        op(Get, "/api/v1/trunks", Viewer, "Upstream SIP trunks")
+            .describe("Registration state of each trunk and, when not registered, why.")
+            .ok(list("Trunk")),
+        op(Get, "/api/v1/trunks/{name}", Viewer, "One trunk")
+            .ok(r("Trunk"))
+            .errors(&[404]),
+        op(
+            Post,
+            "/api/v1/trunks/{name}/connect",
+            Admin,
+            "Register a trunk now",
+        )
+        .ok(r("Done"))
+        .errors(&[409]),
+        op(
+            Post,
+            "/api/v1/trunks/{name}/disconnect",
+            Admin,
+            "Unregister a trunk",
+        )
+        .describe("REGISTER with expires=0; the trunk stays unregistered until connected.")
+        .ok(r("Done"))
+        .errors(&[409]),
         // This document.
         op(Get, PATH, Viewer, "This OpenAPI document"),
     ];
@@ -413,7 +461,10 @@ fn path_param(name: &str) -> Value {
         "id" => ("Account id, or account name.", json!({ "type": "string" })),
         "number" => ("A number, as stored.", json!({ "type": "string" })),
         "user" => ("Log-on user name.", json!({ "type": "string" })),
-        "name" => ("Keepalive profile name.", json!({ "type": "string" })),
+        "name" => (
+            "Keepalive profile, line driver or trunk name.",
+            json!({ "type": "string" }),
+        ),
         "rule" => ("Caller-ID rule id.", json!({ "type": "integer" })),
         _ => ("", json!({ "type": "string" })),
     };
@@ -839,6 +890,61 @@ fn schemas() -> Value {
                 "packets_from_callee": { "type": "integer", "nullable": true },
             },
         },
+        "Driver": {
+            "type": "object",
+            "required": ["name", "kind", "up", "channels_busy", "channels_total", "detail",
+                "sip", "numbers"],
+            "properties": {
+                "name": { "type": "string" },
+                "kind": { "type": "string", "enum": ["isdn-e1", "isdn-t1", "isdn-bri", "dect"] },
+                "up": { "type": "boolean" },
+                "channels_busy": { "type": "integer" },
+                "channels_total": { "type": "integer" },
+                "detail": { "type": "string" },
+                "sip": { "type": "string", "description": "The driver's SIP address (a peer of the switch)" },
+                "numbers": { "type": "array", "items": { "type": "string" } },
+            },
+        },
+        "SimCommand": {
+            "type": "object",
+            "required": ["action"],
+            "properties": {
+                "action": { "type": "string",
+                    "enum": ["dial", "answer", "hangup", "layer1", "signalling", "unit", "in_range"] },
+                "from": { "type": "string" },
+                "to": { "type": "string" },
+                "party": { "type": "string" },
+                "up": { "type": "boolean" },
+                "name": { "type": "string" },
+                "handset": { "type": "string" },
+                "in_range": { "type": "boolean" },
+            },
+        },
+        "Done": {
+            "type": "object",
+            "required": ["ok"],
+            "properties": { "ok": { "type": "boolean" } },
+        },
+        "Trunk": {
+            "type": "object",
+            "required": ["name", "state", "reason", "server", "transport", "register",
+                "addresses", "expires_in", "prefix", "max_calls", "calls"],
+            "properties": {
+                "name": { "type": "string" },
+                "state": { "type": "string",
+                    "enum": ["unregistered", "registering", "registered", "failed", "disabled"] },
+                "reason": { "type": "string", "nullable": true,
+                    "description": "Why it is not registered, e.g. \"403 Forbidden from 192.0.2.1:5060\"" },
+                "server": { "type": "string" },
+                "transport": { "type": "string", "enum": ["udp", "tcp"] },
+                "register": { "type": "boolean" },
+                "addresses": { "type": "array", "items": { "type": "string" } },
+                "expires_in": { "type": "integer", "nullable": true },
+                "prefix": { "type": "string", "nullable": true },
+                "max_calls": { "type": "integer", "nullable": true },
+                "calls": { "type": "integer" },
+            },
+        },
         "Call": {
             "type": "object",
             "required": ["id", "caller", "caller_user", "account_id", "dialled", "callee",
@@ -847,7 +953,7 @@ fn schemas() -> Value {
                 "id": { "type": "string" },
                 "caller": { "type": "string" },
                 "caller_user": { "type": "string" },
-                "account_id": { "type": "integer" },
+                "account_id": { "type": "integer", "nullable": true },
                 "dialled": { "type": "string" },
                 "callee": { "type": "string" },
                 "callee_account_id": { "type": "integer", "nullable": true },
@@ -936,6 +1042,12 @@ mod tests {
         ));
         let mut router = Router::new();
         crate::provisioning::api::routes(&mut router, &p);
+        crate::provisioning::api::call_routes(
+            &mut router,
+            Arc::new(crate::store::calls::ActiveCalls::default()),
+        );
+        crate::lines::routes(&mut router, crate::lines::LinesHandle::empty());
+        crate::trunks::routes(&mut router, crate::trunks::TrunksHandle::empty());
         register(&mut router);
         (router, dir)
     }

@@ -124,6 +124,60 @@ pub enum AdminCommand {
         #[command(flatten)]
         api: ApiOpts,
     },
+    /// Upstream SIP trunks: list them, register or unregister one by hand
+    Trunk {
+        #[command(flatten)]
+        api: ApiOpts,
+        #[command(subcommand)]
+        command: TrunkCommand,
+    },
+    /// Line drivers (ISDN lines, DECT base stations): list them, act on simulated hardware
+    Driver {
+        #[command(flatten)]
+        api: ApiOpts,
+        #[command(subcommand)]
+        command: DriverCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Every trunk with its registration state and, when not registered, why
+    List,
+    /// Register now (again after a failure or a disconnect)
+    Connect { name: String },
+    /// Unregister (REGISTER with expires=0) and stay so until connected
+    Disconnect { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DriverCommand {
+    /// Every line driver: kind, state, channels in use, numbers served
+    List,
+    /// A far-end party dials: `mgw driver dial pri1 --from 0301234567 --to 200`
+    Dial {
+        driver: String,
+        /// The calling party (a PSTN number, a handset's number or IPUI)
+        #[arg(long)]
+        from: String,
+        /// The number dialled
+        #[arg(long)]
+        to: String,
+    },
+    /// The far-end party answers
+    Answer { driver: String, party: String },
+    /// The far-end party hangs up
+    Hangup { driver: String, party: String },
+    /// Cut (`down`) or restore (`up`) layer 1 of an ISDN line
+    Layer1 { driver: String, state: UpDown },
+    /// Cut or restore the signalling link (D channel)
+    Signalling { driver: String, state: UpDown },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpDown {
+    Up,
+    Down,
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,7 +395,9 @@ impl AdminCommand {
             | AdminCommand::Licence { api, .. }
             | AdminCommand::Registrations { api, .. }
             | AdminCommand::Cdrs { api, .. }
-            | AdminCommand::Calls { api } => api,
+            | AdminCommand::Calls { api }
+            | AdminCommand::Trunk { api, .. }
+            | AdminCommand::Driver { api, .. } => api,
         }
     }
 }
@@ -670,6 +726,7 @@ pub fn execute(
     t: &mut dyn Transport,
     input: &mut dyn Input,
 ) -> Result<String, Failure> {
+    let json = command.api_opts().json;
     let (answer, human) = match command {
         AdminCommand::Account { command, .. } => account(command, t)?,
         AdminCommand::Number { command, .. } => number(command, t)?,
@@ -731,6 +788,61 @@ pub fn execute(
             let v = t.call("GET", "/api/v1/calls", None)?;
             let human = calls_table(&v);
             (v, human)
+        }
+        AdminCommand::Trunk { command, .. } => match command {
+            TrunkCommand::List => {
+                let v = t.call("GET", "/api/v1/trunks", None)?;
+                let human = trunks_table(&v);
+                (v, human)
+            }
+            TrunkCommand::Connect { name } | TrunkCommand::Disconnect { name } => {
+                let verb = if matches!(command, TrunkCommand::Connect { .. }) {
+                    "connect"
+                } else {
+                    "disconnect"
+                };
+                let v = t.call(
+                    "POST",
+                    &format!("/api/v1/trunks/{}/{verb}", encode(name)),
+                    None,
+                )?;
+                (v, format!("trunk {name:?}: {verb} requested\n"))
+            }
+        },
+        AdminCommand::Driver { command, .. } => {
+            let (driver, body) = match command {
+                DriverCommand::List => {
+                    let v = t.call("GET", "/api/v1/drivers", None)?;
+                    let human = drivers_table(&v);
+                    return Ok(if json { pretty(&v) } else { human });
+                }
+                DriverCommand::Dial { driver, from, to } => (
+                    driver,
+                    serde_json::json!({"action": "dial", "from": from, "to": to}),
+                ),
+                DriverCommand::Answer { driver, party } => (
+                    driver,
+                    serde_json::json!({"action": "answer", "party": party}),
+                ),
+                DriverCommand::Hangup { driver, party } => (
+                    driver,
+                    serde_json::json!({"action": "hangup", "party": party}),
+                ),
+                DriverCommand::Layer1 { driver, state } => (
+                    driver,
+                    serde_json::json!({"action": "layer1", "up": *state == UpDown::Up}),
+                ),
+                DriverCommand::Signalling { driver, state } => (
+                    driver,
+                    serde_json::json!({"action": "signalling", "up": *state == UpDown::Up}),
+                ),
+            };
+            let v = t.call(
+                "POST",
+                &format!("/api/v1/drivers/{}/simulate", encode(driver)),
+                Some(&body),
+            )?;
+            (v, format!("driver {driver:?}: done\n"))
         }
     };
     if command.api_opts().json {
@@ -1269,6 +1381,51 @@ fn registrations_table(v: &Value) -> String {
         ]);
     }
     render(&table, "no registrations")
+}
+
+fn trunks_table(v: &Value) -> String {
+    let mut table = Table::new(&[
+        "NAME",
+        "STATE",
+        "SERVER",
+        "TRANSPORT",
+        "EXPIRES",
+        "CALLS",
+        "PREFIX",
+        "REASON",
+    ]);
+    for tr in items(v) {
+        table.row(vec![
+            text(field(tr, "name")),
+            text(field(tr, "state")),
+            text(field(tr, "server")),
+            text(field(tr, "transport")),
+            seconds(field(tr, "expires_in")),
+            text(field(tr, "calls")),
+            text(field(tr, "prefix")),
+            text(field(tr, "reason")),
+        ]);
+    }
+    render(&table, "no trunks configured")
+}
+
+fn drivers_table(v: &Value) -> String {
+    let mut table = Table::new(&["NAME", "KIND", "UP", "CHANNELS", "NUMBERS", "DETAIL"]);
+    for d in items(v) {
+        table.row(vec![
+            text(field(d, "name")),
+            text(field(d, "kind")),
+            text(field(d, "up")),
+            format!(
+                "{}/{}",
+                text(field(d, "channels_busy")),
+                text(field(d, "channels_total"))
+            ),
+            strings(field(d, "numbers")).join(","),
+            text(field(d, "detail")),
+        ]);
+    }
+    render(&table, "no line drivers configured")
 }
 
 fn calls_table(v: &Value) -> String {
