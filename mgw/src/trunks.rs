@@ -84,12 +84,16 @@ impl Contacts {
 
 /// Builds the trunks' peers for the switch (before it starts) and the runtime that keeps
 /// them resolved and registered (after).
+/// A trunk's configuration with what it shares with its peer: the resolved addresses and
+/// the call slots.
+type TrunkParts = (
+    TrunkConfig,
+    Arc<RwLock<Vec<SocketAddr>>>,
+    Arc<mgw_core::directory::ChannelGate>,
+);
+
 pub struct PreparedTrunks {
-    trunks: Vec<(
-        TrunkConfig,
-        Arc<RwLock<Vec<SocketAddr>>>,
-        Arc<mgw_core::directory::ChannelGate>,
-    )>,
+    trunks: Vec<TrunkParts>,
 }
 
 impl PreparedTrunks {
@@ -371,7 +375,7 @@ impl Trunk {
             self.resolve_at = Some(now + DNS_RETRY);
             return;
         }
-        let via = self.local_addr().map(|a| host_port(a));
+        let via = self.local_addr().map(host_port);
         let aor = self.cfg.aor().unwrap_or_default();
         let user = self.cfg.user.clone().unwrap_or_default();
         let registrar = format!(

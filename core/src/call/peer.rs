@@ -142,8 +142,10 @@ mod tests {
         let mut p = Peer::new("pri1", a, Some(1));
         p.numbers.push("300".into());
         let peers = Peers::new(vec![p]);
-        assert!(peers.by_source(a).is_some());
-        assert!(peers.by_source("127.0.0.1:7001".parse().unwrap()).is_none());
+        assert!(peers.by_source(a, false).is_some());
+        assert!(peers
+            .by_source("127.0.0.1:7001".parse().unwrap(), false)
+            .is_none());
         assert_eq!(peers.serving("300").map(|p| p.name.as_str()), Some("pri1"));
         let peer = peers.by_name("pri1").unwrap();
         let slot = peer.claim();

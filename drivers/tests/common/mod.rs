@@ -60,6 +60,9 @@ pub struct PhoneAudio {
     next_tick: Option<Instant>,
 }
 
+/// A datagram in flight: delivery time, sequence (ties in send order), from, to, bytes.
+type Datagram = (Instant, u64, SocketAddr, SocketAddr, Vec<u8>);
+
 pub struct Sim {
     pub now: Instant,
     pub t0: Instant,
@@ -75,7 +78,7 @@ pub struct Sim {
     /// What crossed the network (first line of each SIP message, with its time): two runs
     /// with one seed must give the same trace.
     pub trace: Vec<String>,
-    queue: BinaryHeap<Reverse<(Instant, u64, SocketAddr, SocketAddr, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<Datagram>>,
     seq: u64,
     buf: Vec<u8>,
 }

@@ -1218,7 +1218,7 @@ impl Config {
             if base.channels == 0 || base.channels > 12 {
                 return Err(ConfigError::invalid(
                     format!("dect[{i}].channels"),
-                    &base.channels.to_string(),
+                    base.channels.to_string(),
                     "must be 1..=12 (a DECT base carries at most 12 duplex voice channels)",
                 ));
             }
