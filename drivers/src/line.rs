@@ -273,6 +273,13 @@ pub trait Driver: Send {
 
     fn status(&self) -> DriverStatus;
 
+    /// The line's recent signalling in words, oldest first (an ISDN line's D-channel frames
+    /// with their Q.931 messages), for the operator and for tests. Empty where the
+    /// technology has none worth showing.
+    fn signalling_log(&self, _last: usize) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The codec a call carries, once the driver has chosen it (for early media before the
     /// answer names it). `None`: not known yet, or no such call.
     fn codec_of(&self, _call: CallRef) -> Option<AudioCodec> {

@@ -25,6 +25,8 @@ pub struct LineStatus {
     /// The SIP address the switch knows the driver by.
     pub sip: SocketAddr,
     pub numbers: Vec<String>,
+    /// The last signalling messages (ISDN: D-channel frames), oldest first.
+    pub signalling: Vec<String>,
 }
 
 type Reply = Sender<Result<(), String>>;
@@ -219,6 +221,9 @@ struct Line {
     sip_addr: SocketAddr,
 }
 
+/// D-channel messages kept in the status the admin API shows.
+const SIGNALLING_SHOWN: usize = 50;
+
 /// Longest sleep: the stop flag and control requests are looked at this often.
 const IDLE: Duration = Duration::from_millis(100);
 
@@ -258,6 +263,7 @@ fn run(
                     status: l.gateway.status(),
                     sip: l.sip_addr,
                     numbers: l.gateway.numbers(),
+                    signalling: l.gateway.signalling_log(SIGNALLING_SHOWN),
                 })
                 .collect();
             *status.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
@@ -392,6 +398,7 @@ fn status_json(l: &LineStatus) -> serde_json::Value {
         "detail": l.status.detail,
         "sip": l.sip.to_string(),
         "numbers": l.numbers,
+        "signalling": l.signalling,
     })
 }
 

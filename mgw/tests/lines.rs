@@ -350,3 +350,69 @@ fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
     let lines = s.json("t", "GET", "/api/v1/drivers/pri1", "").1;
     assert_eq!(lines["up"], false, "{lines}");
 }
+
+/// A narrowband base (G.726-32 on the air) against an Opus phone, and a handset calling the
+/// PSTN: DECT -> switch -> E1 -> the echo number, answered, with a call record of both lines.
+#[test]
+fn narrowband_handset_with_opus_and_dect_to_pstn() {
+    let lines = format!(
+        "{ISDN}[[dect]]\nname = \"base2\"\nsimulated = true\nwideband = false\n\
+         handsets = [{{ ipui = \"00077A1B30\", number = \"310\" }}]\n"
+    );
+    let s = gateway("lines-dect-nb", &lines);
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    let (mut leg, _) = alice.call("310", &alice.sdp(&[OPUS]));
+    let ok = final_response(&alice, &mut leg);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    let to = leg.media.expect("media");
+    let (share, packets) = tone_exchange(&alice, to, CodecName::Opus, OPUS.0, true);
+    assert!(
+        packets > 40 && share > 0.5,
+        "G.726 <-> Opus echo: {packets} packets, {share:.3}"
+    );
+    alice.in_dialog(&mut leg, "BYE", None);
+    assert_eq!(status(&alice.response("BYE", 200)), 200);
+
+    let (code, v) = simulate(
+        &s,
+        "base2",
+        r#"{"action":"dial","from":"310","to":"05551000"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    // The PSTN number answers after a ring; the call is then up on both lines.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = s.json("t", "GET", "/api/v1/calls", "").1;
+        let answered = calls
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["caller"] == "310" && c["state"] == "answered");
+        if answered {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DECT -> PSTN not answered: {calls}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let busy = s.json("t", "GET", "/api/v1/drivers/pri1", "").1;
+    assert_eq!(busy["channels_busy"], 1, "{busy}");
+    let (code, v) = simulate(&s, "base2", r#"{"action":"hangup","party":"310"}"#);
+    assert_eq!(code, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let cdrs = s.json("t", "GET", "/api/v1/cdrs?caller=310", "").1;
+        let done = cdrs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["status"] == 200 && c["callee_user"] == "pri1");
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call record: {cdrs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

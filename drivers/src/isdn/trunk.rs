@@ -501,6 +501,15 @@ impl IsdnTrunk {
 }
 
 impl Driver for IsdnTrunk {
+    fn signalling_log(&self, last: usize) -> Vec<String> {
+        let skip = self.trace.len().saturating_sub(last);
+        self.trace
+            .iter()
+            .skip(skip)
+            .map(|e| format!("{:?} {}", e.direction, e.text))
+            .collect()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

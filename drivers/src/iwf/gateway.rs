@@ -104,6 +104,10 @@ impl LineGateway {
         self.driver.status()
     }
 
+    pub fn signalling_log(&self, last: usize) -> Vec<String> {
+        self.driver.signalling_log(last)
+    }
+
     pub fn simulate(&mut self, cmd: SimCommand, now: Instant) -> Result<(), String> {
         let r = self.driver.simulate(cmd, now);
         self.pump(now);

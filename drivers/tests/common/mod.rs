@@ -524,6 +524,11 @@ impl Sim {
         2.0 * p / (x.len().max(1) as f64 * e.max(1.0))
     }
 
+    /// Line `i`'s recent signalling (ISDN: D-channel frames with their Q.931 messages).
+    pub fn signalling(&self, i: usize) -> Vec<String> {
+        self.lines[i].gw.signalling_log(1000)
+    }
+
     pub fn ended(&self, call: CallHandle) -> Option<&Event> {
         self.events
             .iter()

@@ -893,7 +893,7 @@ fn schemas() -> Value {
         "Driver": {
             "type": "object",
             "required": ["name", "kind", "up", "channels_busy", "channels_total", "detail",
-                "sip", "numbers"],
+                "sip", "numbers", "signalling"],
             "properties": {
                 "name": { "type": "string" },
                 "kind": { "type": "string", "enum": ["isdn-e1", "isdn-t1", "isdn-bri", "dect"] },
@@ -903,6 +903,8 @@ fn schemas() -> Value {
                 "detail": { "type": "string" },
                 "sip": { "type": "string", "description": "The driver's SIP address (a peer of the switch)" },
                 "numbers": { "type": "array", "items": { "type": "string" } },
+                "signalling": { "type": "array", "items": { "type": "string" },
+                    "description": "The last D-channel frames and their Q.931 messages (ISDN), oldest first" },
             },
         },
         "SimCommand": {

@@ -778,6 +778,31 @@ impl Config {
         self.validate_dect()?;
         self.validate_trunks(&mut prefixes)?;
         self.validate_phonebook(&mut prefixes)?;
+        self.validate_simulated()?;
+        Ok(())
+    }
+
+    /// Only simulated lines exist here; checked after everything else about the sections,
+    /// which says more about a section written wrong.
+    fn validate_simulated(&self) -> Result<(), ConfigError> {
+        for (i, line) in self.isdn.iter().enumerate() {
+            if !line.simulated {
+                return Err(ConfigError::invalid(
+                    format!("isdn[{i}].simulated"),
+                    "false",
+                    "no ISDN interface hardware is supported on this machine; set simulated = true",
+                ));
+            }
+        }
+        for (i, base) in self.dect.iter().enumerate() {
+            if !base.simulated {
+                return Err(ConfigError::invalid(
+                    format!("dect[{i}].simulated"),
+                    "false",
+                    "no DECT base station hardware is supported on this machine; set simulated = true",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1187,13 +1212,6 @@ impl Config {
             if let Some(p) = &line.prefix {
                 prefixes.add(format!("isdn[{i}].prefix"), p)?;
             }
-            if !line.simulated {
-                return Err(ConfigError::invalid(
-                    format!("isdn[{i}].simulated"),
-                    "false",
-                    "no ISDN interface hardware is supported on this machine; set simulated = true",
-                ));
-            }
         }
         Ok(())
     }
@@ -1208,13 +1226,6 @@ impl Config {
                 &base.name,
                 "[[dect]]",
             )?;
-            if !base.simulated {
-                return Err(ConfigError::invalid(
-                    format!("dect[{i}].simulated"),
-                    "false",
-                    "no DECT base station hardware is supported on this machine; set simulated = true",
-                ));
-            }
             if base.channels == 0 || base.channels > 12 {
                 return Err(ConfigError::invalid(
                     format!("dect[{i}].channels"),

@@ -161,7 +161,7 @@ fn acceptance_config_parses() {
     assert_eq!(t6.server.to_string(), "[::1]:25070");
     assert_eq!(t6.transport, Transport::Tcp);
     assert!(!t6.register);
-    assert_eq!(t6.expires, 3600);
+    assert_eq!(t6.expires, 1200, "seed 004's default");
 
     assert_eq!(c.phonebook.prefix.as_deref(), Some("9#"));
     assert_eq!(
@@ -172,7 +172,14 @@ fn acceptance_config_parses() {
 
 #[test]
 fn embedded_default_equals_builtin_defaults() {
-    let c = Config::embedded_default().expect("embedded default must be valid");
+    let mut c = Config::embedded_default().expect("embedded default must be valid");
+    // The embedded default brings a simulated line and base station; a config file without
+    // [[isdn]] or [[dect]] sections has none.
+    assert_eq!((c.isdn.len(), c.dect.len()), (1, 1));
+    assert_eq!(c.isdn[0].prefix.as_deref(), Some("0"));
+    assert_eq!(c.dect[0].handsets.len(), 2);
+    c.isdn.clear();
+    c.dect.clear();
     assert_eq!(c, Config::default());
 }
 
@@ -255,18 +262,26 @@ fn isdn_kinds() {
         ("t1-pri", IsdnKind::T1Pri, 23),
         ("bri", IsdnKind::Bri, 2),
     ] {
-        let c =
-            Config::from_toml_str(&format!("[[isdn]]\nname = \"l\"\nkind = {s:?}")).expect("isdn");
+        let c = Config::from_toml_str(&format!(
+            "[[isdn]]\nname = \"l\"\nkind = {s:?}\nsimulated = true"
+        ))
+        .expect("isdn");
         assert_eq!(c.isdn[0].kind, k);
         assert_eq!(k.as_str(), s);
         assert_eq!(k.b_channels(), ch);
-        assert!(!c.isdn[0].simulated);
+        assert!(c.isdn[0].simulated);
+        assert_eq!(c.isdn[0].t309_s, 90);
         assert_eq!(c.isdn[0].prefix, None);
     }
     invalid(
         "[[isdn]]\nname = \"l\"\nkind = \"e3\"",
         "isdn[0].kind",
         "e1-pri",
+    );
+    invalid(
+        "[[isdn]]\nname = \"l\"\nkind = \"bri\"",
+        "isdn[0].simulated",
+        "simulated = true",
     );
 }
 
