@@ -123,7 +123,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
     let licences = Arc::new(LicencePool::new(0));
     let registrar_cfg = registrar_config(&config.registrar);
     let provisioning = Arc::new(Provisioning::new(
-        db,
+        db.clone(),
         &config.sip.domain,
         directory.clone(),
         location.clone(),
@@ -230,13 +230,25 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             )
         }
     };
-    let (prepared_trunks, trunk_peers) = crate::trunks::PreparedTrunks::new(config);
+    // Trunks stored through the admin API replace [[trunk]] sections of the same name.
+    let mut with_stored = config.clone();
+    for (name, json) in crate::store::trunks::load(&db).map_err(|e| e.to_string())? {
+        match crate::store::trunks::parse(&name, &json) {
+            Ok(t) => {
+                with_stored.trunks.retain(|x| x.name != name);
+                with_stored.trunks.push(t);
+            }
+            Err(e) => log::warn!("stored trunk {name} is not usable ({e}); ignored"),
+        }
+    }
+    let (prepared_trunks, trunk_peers) = crate::trunks::PreparedTrunks::new(&with_stored);
     let mut peers = prepared
         .iter()
         .map(crate::lines::PreparedLine::peer)
         .collect::<Result<Vec<_>, _>>()?;
     peers.extend(trunk_peers);
     let peers = mgw_core::call::peer::Peers::new(peers);
+    let trunk_peer_table = peers.clone();
     let r = &config.registrar;
     let endpoint_cfg = EndpointConfig {
         domain: config.sip.domain.clone(),
@@ -382,10 +394,8 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             None
         }
     };
-    let trunks = if prepared_trunks.is_empty() {
-        admin.with_router(|r| crate::trunks::routes(r, crate::trunks::TrunksHandle::empty()));
-        None
-    } else {
+    // The trunk thread runs even with no trunk configured: the admin API may add one.
+    let trunks = {
         let bound = engine.local_addrs();
         let contact = |tcp: bool, v6: bool| {
             bound
@@ -407,8 +417,14 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             t4: config.sip.t4(),
             ..TimerConfig::default()
         };
-        let t = prepared_trunks.start(contacts, &config.sip.user_agent, timers)?;
-        admin.with_router(|r| crate::trunks::routes(r, t.handle()));
+        let t =
+            prepared_trunks.start(contacts, &config.sip.user_agent, timers, trunk_peer_table)?;
+        let store = crate::trunks::TrunkStore {
+            db: db.clone(),
+            base: config.clone(),
+            from_file: config.trunks.iter().map(|t| t.name.clone()).collect(),
+        };
+        admin.with_router(|r| crate::trunks::routes(r, t.handle(), Some(store)));
         Some(t)
     };
     let media = Arc::new(Mutex::new(Some(media)));

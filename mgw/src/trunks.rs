@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mgw_core::call::peer::Peer;
+use mgw_core::call::peer::{Peer, Peers};
+use mgw_core::directory::ChannelGate;
 use mgw_core::endpoint::Origin;
 use mgw_core::registrar::Transport as PeerTransport;
 use mgw_core::ua::{
@@ -60,6 +61,9 @@ type Reply = Sender<Result<(), String>>;
 enum Control {
     Connect(String, Reply),
     Disconnect(String, Reply),
+    /// Add a trunk, or replace the one of that name (it unregisters first).
+    Upsert(Box<TrunkConfig>, Reply),
+    Remove(String, Reply),
 }
 
 /// The switch's listeners, as registered in Contact.
@@ -86,11 +90,7 @@ impl Contacts {
 /// them resolved and registered (after).
 /// A trunk's configuration with what it shares with its peer: the resolved addresses and
 /// the call slots.
-type TrunkParts = (
-    TrunkConfig,
-    Arc<RwLock<Vec<SocketAddr>>>,
-    Arc<mgw_core::directory::ChannelGate>,
-);
+type TrunkParts = (TrunkConfig, Arc<RwLock<Vec<SocketAddr>>>, Arc<ChannelGate>);
 
 pub struct PreparedTrunks {
     trunks: Vec<TrunkParts>,
@@ -101,65 +101,96 @@ impl PreparedTrunks {
         let mut peers = Vec::new();
         let mut trunks = Vec::new();
         for t in &config.trunks {
-            let port = t.server.port;
-            // A literal address is known now; a name is resolved by the trunk thread.
-            let addr = t
-                .server
-                .ip()
-                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ip| {
-                    SocketAddr::new(ip, port)
-                });
-            let mut p = Peer::new(&t.name, addr, t.max_calls);
-            p.transport = match t.transport {
-                crate::config::Transport::Tcp => PeerTransport::Tcp,
-                crate::config::Transport::Udp => PeerTransport::Udp,
-            };
-            p.domain = domain_of(t);
-            p.from = t.aor();
-            p.credentials = t
-                .user
-                .clone()
-                .zip(t.password.clone().or_else(|| Some(String::new())));
+            let p = peer_of(t, None);
             trunks.push((t.clone(), p.resolved.clone(), p.calls.clone()));
             peers.push(p);
         }
         (PreparedTrunks { trunks }, peers)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.trunks.is_empty()
-    }
-
-    /// Starts the trunk thread; `contacts` are the switch's listeners.
+    /// Starts the trunk thread; `contacts` are the switch's listeners, `peers` the switch's
+    /// peer table, which the thread updates as trunks are added, changed or removed.
     pub fn start(
         self,
         contacts: Contacts,
         user_agent: &str,
         timers: mgw_core::transaction::TimerConfig,
+        peers: Peers,
     ) -> Result<Trunks, String> {
         let status = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (control, inbox) = mpsc::channel();
         let mut trunks = Vec::new();
-        for (i, (cfg, resolved, calls)) in self.trunks.into_iter().enumerate() {
-            let seed = random_seed() ^ (i as u64);
-            trunks.push(Trunk::new(cfg, resolved, calls, seed, user_agent, timers));
+        let configs = Arc::new(Mutex::new(
+            self.trunks.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+        ));
+        for (cfg, resolved, calls) in self.trunks {
+            trunks.push(Trunk::new(cfg, resolved, calls, user_agent, timers));
         }
+        let host = Host {
+            contacts,
+            user_agent: user_agent.to_string(),
+            timers,
+            peers,
+        };
         let thread = {
             let status = status.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("mgw-trunks".into())
-                .spawn(move || run(trunks, contacts, inbox, status, stop))
+                .spawn(move || run(trunks, host, inbox, status, stop))
                 .map_err(|e| format!("cannot start the trunk thread: {e}"))?
         };
         Ok(Trunks {
             thread: Some(thread),
             stop,
-            handle: TrunksHandle { control, status },
+            handle: TrunksHandle {
+                control,
+                status,
+                configs,
+            },
         })
     }
 }
+
+/// What the trunk thread needs to build trunks at run time.
+struct Host {
+    contacts: Contacts,
+    user_agent: String,
+    timers: mgw_core::transaction::TimerConfig,
+    peers: Peers,
+}
+
+/// The switch's view of a trunk. `calls`: the slots of the trunk it replaces, so calls in
+/// progress stay counted.
+fn peer_of(t: &TrunkConfig, calls: Option<Arc<ChannelGate>>) -> Peer {
+    // A literal address is known now; a name is resolved by the trunk thread.
+    let addr = t
+        .server
+        .ip()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ip| {
+            SocketAddr::new(ip, t.server.port)
+        });
+    let mut p = Peer::new(&t.name, addr, t.max_calls);
+    if let Some(c) = calls {
+        c.set_limit(t.max_calls);
+        p.calls = c;
+    }
+    p.transport = match t.transport {
+        crate::config::Transport::Tcp => PeerTransport::Tcp,
+        crate::config::Transport::Udp => PeerTransport::Udp,
+    };
+    p.domain = domain_of(t);
+    p.from = t.aor();
+    p.prefix = t.prefix.clone();
+    p.credentials = t
+        .user
+        .clone()
+        .zip(t.password.clone().or_else(|| Some(String::new())));
+    p
+}
+
+impl PreparedTrunks {}
 
 /// The host part of the trunk's SIP address: request URIs towards it use this domain
 /// (`sip:NUMBER@upstream.example`).
@@ -222,6 +253,8 @@ impl Drop for Trunks {
 pub struct TrunksHandle {
     control: Sender<Control>,
     status: Arc<Mutex<Vec<TrunkStatus>>>,
+    /// The trunks' configurations as they are now, for checking a change against the others.
+    configs: Arc<Mutex<Vec<TrunkConfig>>>,
 }
 
 impl TrunksHandle {
@@ -230,7 +263,33 @@ impl TrunksHandle {
         TrunksHandle {
             control,
             status: Arc::new(Mutex::new(Vec::new())),
+            configs: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    pub fn configs(&self) -> Vec<TrunkConfig> {
+        self.configs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adds or replaces a trunk at run time (already validated and stored).
+    pub fn upsert(&self, cfg: TrunkConfig) -> Result<(), String> {
+        {
+            let mut c = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
+            c.retain(|t| t.name != cfg.name);
+            c.push(cfg.clone());
+        }
+        self.ask(|r| Control::Upsert(Box::new(cfg), r))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), String> {
+        self.configs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|t| t.name != name);
+        self.ask(|r| Control::Remove(name.to_string(), r))
     }
 
     pub fn status(&self) -> Vec<TrunkStatus> {
@@ -264,7 +323,7 @@ impl TrunksHandle {
 struct Trunk {
     cfg: TrunkConfig,
     resolved: Arc<RwLock<Vec<SocketAddr>>>,
-    calls: Arc<mgw_core::directory::ChannelGate>,
+    calls: Arc<ChannelGate>,
     ua: UserAgent<SocketAddr>,
     reg: Option<RegistrationId>,
     /// The registrar's address, once resolved.
@@ -283,14 +342,15 @@ impl Trunk {
     fn new(
         cfg: TrunkConfig,
         resolved: Arc<RwLock<Vec<SocketAddr>>>,
-        calls: Arc<mgw_core::directory::ChannelGate>,
-        seed: u64,
+        calls: Arc<ChannelGate>,
         user_agent: &str,
         timers: mgw_core::transaction::TimerConfig,
     ) -> Trunk {
         let ua = UserAgent::new(UaConfig {
             user_agent: user_agent.to_string(),
-            seed,
+            // Call-IDs must differ between runs: a registrar refuses a reused one whose CSeq
+            // starts at 1 again.
+            seed: random_seed(),
             timers,
             ..UaConfig::default()
         });
@@ -624,18 +684,60 @@ fn host_port(a: SocketAddr) -> String {
 
 fn run(
     mut trunks: Vec<Trunk>,
-    contact: Contacts,
+    host: Host,
     inbox: Receiver<Control>,
     status: Arc<Mutex<Vec<TrunkStatus>>>,
     stop: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; 65_536];
+    let contact = host.contacts;
+    // Trunks removed or replaced, kept until their unregistration is answered.
+    let mut retiring: Vec<(Trunk, Instant)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         while let Ok(c) = inbox.try_recv() {
             let (name, on, reply) = match c {
                 Control::Connect(n, r) => (n, true, r),
                 Control::Disconnect(n, r) => (n, false, r),
+                Control::Upsert(cfg, reply) => {
+                    let old = trunks
+                        .iter()
+                        .position(|t| t.cfg.name == cfg.name)
+                        .map(|i| trunks.remove(i));
+                    let calls = old.as_ref().map(|t| t.calls.clone());
+                    if let Some(mut t) = old {
+                        t.ua.shutdown(now);
+                        t.send(now);
+                        retiring.push((t, now + UNREGISTER_WAIT));
+                    }
+                    let peer = peer_of(&cfg, calls);
+                    let t = Trunk::new(
+                        *cfg,
+                        peer.resolved.clone(),
+                        peer.calls.clone(),
+                        &host.user_agent,
+                        host.timers,
+                    );
+                    host.peers.upsert(peer);
+                    trunks.push(t);
+                    let _ = reply.send(Ok(()));
+                    continue;
+                }
+                Control::Remove(name, reply) => {
+                    let r = match trunks.iter().position(|t| t.cfg.name == name) {
+                        Some(i) => {
+                            let mut t = trunks.remove(i);
+                            t.ua.shutdown(now);
+                            t.send(now);
+                            retiring.push((t, now + UNREGISTER_WAIT));
+                            host.peers.remove(&name);
+                            Ok(())
+                        }
+                        None => Err(format!("no trunk is named {name}")),
+                    };
+                    let _ = reply.send(r);
+                    continue;
+                }
             };
             let r = match trunks.iter_mut().find(|t| t.cfg.name == name) {
                 None => Err(format!("no trunk is named {name}")),
@@ -671,6 +773,14 @@ fn run(
             }
             t.send(now);
         }
+        for (t, _) in &mut retiring {
+            t.receive(&mut buf, now);
+            if t.ua.poll_timeout().is_some_and(|at| at <= now) {
+                t.ua.handle_timeout(now);
+            }
+            t.send(now);
+        }
+        retiring.retain(|(t, until)| !t.ua.is_idle() && *until > now);
         let snapshot: Vec<TrunkStatus> = trunks.iter().map(|t| t.status(now)).collect();
         *status.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
         let timeout = trunks
@@ -737,9 +847,60 @@ fn wait(trunks: &[Trunk], timeout: Duration) {
     }
 }
 
-/// `GET /api/v1/trunks`, `POST /api/v1/trunks/{name}/connect|disconnect`.
-pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle) {
+/// What the API needs to add, change and remove trunks: the store, the configuration to
+/// check a change against, and which trunks the config file defines.
+pub struct TrunkStore {
+    pub db: Arc<crate::store::db::Db>,
+    pub base: Config,
+    pub from_file: Vec<String>,
+}
+
+/// `GET /api/v1/trunks[/{name}]`, `POST /api/v1/trunks/{name}/connect|disconnect`, and with a
+/// store `PUT` and `DELETE /api/v1/trunks/{name}`.
+pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle, store: Option<TrunkStore>) {
     use crate::admin::{ApiError, Json, Role};
+    if let Some(store) = store {
+        let store = Arc::new(store);
+        let (h, st) = (trunks.clone(), store.clone());
+        r.put("/api/v1/trunks/{name}", Role::Admin, move |req| {
+            let name = req.param("name")?.to_string();
+            let body = String::from_utf8_lossy(&req.body).into_owned();
+            let cfg = crate::store::trunks::parse(&name, &body).map_err(|e| {
+                ApiError::bad_request(format!("trunk {name}: {e}"))
+                    .with_fix("send the keys of a [[trunk]] section as JSON, e.g. {\"server\": \"sip.example.org\", \"user\": \"gw\", \"password\": \"...\", \"register\": true}")
+            })?;
+            // Checked with every other trunk as it is now: names, prefixes, keys.
+            let mut whole = st.base.clone();
+            whole.trunks = h.configs();
+            whole.trunks.retain(|t| t.name != name);
+            whole.trunks.push(cfg.clone());
+            whole
+                .validate()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            crate::store::trunks::save(&st.db, &name, &body, unix_ms())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            h.upsert(cfg).map_err(|e| ApiError::new(409, e))?;
+            Ok(Json::ok(serde_json::json!({"ok": true})))
+        });
+        let (h, st) = (trunks.clone(), store);
+        r.delete("/api/v1/trunks/{name}", Role::Admin, move |req| {
+            let name = req.param("name")?.to_string();
+            let stored = crate::store::trunks::delete(&st.db, &name)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if !stored && st.from_file.contains(&name) {
+                return Err(ApiError::new(
+                    409,
+                    format!("trunk {name} is defined in the config file"),
+                )
+                .with_fix("remove its [[trunk]] section and restart, or disconnect it"));
+            }
+            if !stored {
+                return Err(ApiError::not_found(format!("no trunk is named {name}")));
+            }
+            h.remove(&name).map_err(|e| ApiError::new(409, e))?;
+            Ok(Json::ok(serde_json::json!({"ok": true})))
+        });
+    }
     let list = trunks.clone();
     r.get("/api/v1/trunks", Role::Viewer, move |_| {
         Json::serialize(&list.status())
@@ -771,4 +932,10 @@ pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle) {
                 .map_err(|e| ApiError::new(409, e))
         },
     );
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -367,3 +367,74 @@ fn registers_over_ipv6_and_tcp() {
     assert_eq!(t["state"], "registered", "TCP: {t}\n{}", p.log());
     assert_eq!(t["transport"], "tcp");
 }
+
+/// A trunk added through the admin API: checked, stored, applied at once, changed (a wrong
+/// password, then the right one), limited to one call, still there after a restart, removed.
+#[test]
+fn trunk_configured_through_the_api_with_a_call_limit() {
+    let Some(p) = Provider::start(25570) else {
+        return;
+    };
+    let mut uas = sipp_uas(p.port + 10, 5);
+    let mut s = gateway("trunk-api", "", "");
+    let body = |password: &str| {
+        format!(
+            r#"{{"server":"127.0.0.1:{}","register":true,"address":"sip:gw@upstream.test","user":"gw","password":"{password}","expires":60,"prefix":"3#","max_calls":1}}"#,
+            p.port
+        )
+    };
+    let (code, v) = s.json(
+        "t",
+        "PUT",
+        "/api/v1/trunks/up9",
+        r#"{"server":"x","pasword":"y"}"#,
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(v.to_string().contains("pasword"), "names the bad key: {v}");
+    let (code, v) = s.json("t", "PUT", "/api/v1/trunks/up9", &body("wrong"));
+    assert_eq!(code, 200, "{v}");
+    let t = wait_state(&s, "failed", Duration::from_secs(10));
+    assert!(
+        t["reason"].as_str().is_some_and(|r| r.contains("403")),
+        "{t}"
+    );
+    let (code, v) = s.json("t", "PUT", "/api/v1/trunks/up9", &body("secret"));
+    assert_eq!(code, 200, "{v}");
+    let t = wait_state(&s, "registered", Duration::from_secs(10));
+    assert_eq!(t["state"], "registered", "{t}");
+
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    let (mut first, _) = alice.call("3%239001", &alice.sdp(&[(0, "PCMU/8000")]));
+    let ok = alice.response("INVITE", 200);
+    alice.confirm(&mut first, &ok);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    let (mut second, _) = alice.call("3%239002", &alice.sdp(&[(0, "PCMU/8000")]));
+    let full = loop {
+        let r = alice.response("INVITE", 200);
+        if header(&r, "Call-ID").as_deref() == Some(second.call_id.as_str()) {
+            break r;
+        }
+    };
+    alice.confirm(&mut second, &full);
+    assert_eq!(status(&full), 503, "{}", String::from_utf8_lossy(&full));
+    assert!(String::from_utf8_lossy(&full).contains("every channel of up9"));
+    alice.in_dialog(&mut first, "BYE", None);
+    let _ = alice.response("BYE", 200);
+
+    // Stored: a restart brings it back.
+    s.stop();
+    s.spawn();
+    let t = wait_state(&s, "registered", Duration::from_secs(10));
+    assert_eq!(t["state"], "registered", "after a restart: {t}");
+    let (code, v) = s.json("t", "DELETE", "/api/v1/trunks/up9", "");
+    assert_eq!(code, 200, "{v}");
+    let (_, list) = s.json("t", "GET", "/api/v1/trunks", "");
+    assert_eq!(list, serde_json::json!([]), "{list}");
+    assert!(
+        p.wait_log("REGISTER binding removed: gw", 2, Duration::from_secs(5)),
+        "{}",
+        p.log()
+    );
+    let _ = uas.kill();
+    let _ = uas.wait();
+}

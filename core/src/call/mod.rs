@@ -456,7 +456,17 @@ impl<A: Clone> Calls<A> {
                 reason: "Temporarily Unavailable: calls are not switched here".into(),
             }
         } else {
-            self.cfg.dial_plan.route(&number, emergency)
+            match self.cfg.dial_plan.route(&number, emergency) {
+                // No rule claimed it: a trunk's dial prefix may.
+                Route::Local(n) => match self.cfg.peers.by_prefix(&n) {
+                    Some((peer, rest)) => Route::Trunk {
+                        name: peer.name.clone(),
+                        number: rest,
+                    },
+                    None => Route::Local(n),
+                },
+                r => r,
+            }
         };
         let targets = match route {
             Route::Local(n) => self.local_targets(&n, ctx),

@@ -30,6 +30,8 @@ pub struct Peer {
     /// The address-of-record calls to the peer come from (`From`), e.g. the trunk's
     /// registered `sip:gw@upstream.example`; `None`: the caller's number at mgw's domain.
     pub from: Option<String>,
+    /// A dial prefix that sends calls here, stripped (a trunk's `2#`).
+    pub prefix: Option<String>,
     /// The server's addresses as DNS last gave them (RFC 3263 order), shared with whoever
     /// resolves them; the first is where calls go, all are accepted as sources.
     pub resolved: Arc<RwLock<Vec<SocketAddr>>>,
@@ -60,6 +62,7 @@ impl Peer {
             calls: Arc::new(ChannelGate::new(max_calls)),
             credentials: None,
             from: None,
+            prefix: None,
             resolved: Arc::new(RwLock::new(Vec::new())),
         }
     }
@@ -103,32 +106,75 @@ impl Peer {
     }
 }
 
-/// Every peer of the gateway, shared by the workers.
+/// Every peer of the gateway, shared by the workers. Trunks may be added, changed and
+/// removed while calls run (the admin API); a call holds its peer's `Arc` to the end.
 #[derive(Clone, Debug, Default)]
-pub struct Peers(Arc<Vec<Peer>>);
+pub struct Peers(Arc<RwLock<Vec<Arc<Peer>>>>);
 
 impl Peers {
     pub fn new(peers: Vec<Peer>) -> Peers {
-        Peers(Arc::new(peers))
+        Peers(Arc::new(RwLock::new(
+            peers.into_iter().map(Arc::new).collect(),
+        )))
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&Peer> {
-        self.0.iter().find(|p| p.name == name)
+    fn find(&self, f: impl Fn(&Peer) -> bool) -> Option<Arc<Peer>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|p| f(p))
+            .cloned()
     }
 
-    pub fn by_source(&self, source: SocketAddr, reliable: bool) -> Option<&Peer> {
-        self.0.iter().find(|p| p.sent(source, reliable))
+    pub fn by_name(&self, name: &str) -> Option<Arc<Peer>> {
+        self.find(|p| p.name == name)
+    }
+
+    pub fn by_source(&self, source: SocketAddr, reliable: bool) -> Option<Arc<Peer>> {
+        self.find(|p| p.sent(source, reliable))
     }
 
     /// The peer that terminates `number` itself.
-    pub fn serving(&self, number: &str) -> Option<&Peer> {
-        self.0
-            .iter()
-            .find(|p| p.numbers.iter().any(|n| n == number))
+    pub fn serving(&self, number: &str) -> Option<Arc<Peer>> {
+        self.find(|p| p.numbers.iter().any(|n| n == number))
+    }
+
+    /// The peer whose dial prefix `number` starts with (the longest), and the rest.
+    pub fn by_prefix(&self, number: &str) -> Option<(Arc<Peer>, String)> {
+        let list = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        list.iter()
+            .filter_map(|p| {
+                let prefix = p.prefix.as_deref().filter(|x| !x.is_empty())?;
+                number
+                    .strip_prefix(prefix)
+                    .map(|rest| (prefix.len(), p.clone(), rest.to_string()))
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, p, rest)| (p, rest))
+    }
+
+    /// Adds `peer`, or replaces the one of the same name (calls in progress keep the old).
+    pub fn upsert(&self, peer: Peer) {
+        let mut list = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let peer = Arc::new(peer);
+        match list.iter_mut().find(|p| p.name == peer.name) {
+            Some(slot) => *slot = peer,
+            None => list.push(peer),
+        }
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<Peer>> {
+        let mut list = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let i = list.iter().position(|p| p.name == name)?;
+        Some(list.remove(i))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
     }
 }
 

@@ -417,6 +417,25 @@ fn operations() -> Vec<Op> {
         op(Get, "/api/v1/trunks/{name}", Viewer, "One trunk")
             .ok(r("Trunk"))
             .errors(&[404]),
+        op(Put, "/api/v1/trunks/{name}", Admin, "Add or change a trunk")
+            .describe(
+                "The keys of a [[trunk]] section as JSON (the name is the path's). Checked \
+                 against the other trunks, stored in SQLite (it replaces a config-file trunk of \
+                 the same name, also after a restart) and applied at once: a changed trunk \
+                 unregisters, then registers with the new settings.",
+            )
+            .body("TrunkConfig")
+            .ok(r("Done"))
+            .errors(&[400, 409]),
+        op(
+            Delete,
+            "/api/v1/trunks/{name}",
+            Admin,
+            "Remove a trunk added by the API",
+        )
+        .describe("It unregisters first. A trunk of the config file answers 409.")
+        .ok(r("Done"))
+        .errors(&[404, 409]),
         op(
             Post,
             "/api/v1/trunks/{name}/connect",
@@ -927,6 +946,22 @@ fn schemas() -> Value {
             "required": ["ok"],
             "properties": { "ok": { "type": "boolean" } },
         },
+        "TrunkConfig": {
+            "type": "object",
+            "required": ["server"],
+            "properties": {
+                "server": { "type": "string", "description": "host[:port], [IPV6][:port]; a name without a port is looked up by SRV" },
+                "transport": { "type": "string", "enum": ["udp", "tcp"], "default": "udp" },
+                "register": { "type": "boolean", "default": false },
+                "address": { "type": "string", "description": "sip:USER@DOMAIN, From of REGISTER and INVITE" },
+                "user": { "type": "string" },
+                "password": { "type": "string" },
+                "expires": { "type": "integer", "default": 1200, "minimum": 60 },
+                "prefix": { "type": "string", "description": "dial prefix, stripped" },
+                "max_calls": { "type": "integer" },
+                "outbound_proxy": { "type": "string" },
+            },
+        },
         "Trunk": {
             "type": "object",
             "required": ["name", "state", "reason", "server", "transport", "register",
@@ -1049,7 +1084,15 @@ mod tests {
             Arc::new(crate::store::calls::ActiveCalls::default()),
         );
         crate::lines::routes(&mut router, crate::lines::LinesHandle::empty());
-        crate::trunks::routes(&mut router, crate::trunks::TrunksHandle::empty());
+        crate::trunks::routes(
+            &mut router,
+            crate::trunks::TrunksHandle::empty(),
+            Some(crate::trunks::TrunkStore {
+                db: Arc::new(Db::open(&dir).unwrap()),
+                base: crate::config::Config::default(),
+                from_file: Vec::new(),
+            }),
+        );
         register(&mut router);
         (router, dir)
     }

@@ -903,19 +903,9 @@ impl Config {
                         },
                     })
                 }))
-                // The phone book before the trunks' prefixes: `9#30` is an entry even where
-                // a trunk's prefix is `9`.
+                // The phone book; the trunks' own prefixes come after every rule (they live
+                // with the trunks' peers, which the admin API changes at run time).
                 .chain(self.phonebook_rules())
-                .chain(self.trunks.iter().filter_map(|t| {
-                    t.prefix.as_ref().map(|p| Rule {
-                        prefix: p.clone(),
-                        strip_prefix: true,
-                        target: Target::Trunk {
-                            name: t.name.clone(),
-                            prepend: String::new(),
-                        },
-                    })
-                }))
                 .collect(),
             emergency: self.emergency.route.clone().map(Target::Uri),
         }

@@ -107,6 +107,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cdrs ADD COLUMN packets_callee INTEGER;
     CREATE INDEX cdrs_by_started ON cdrs(started_ms);
     "#,
+    // 3: upstream trunks configured through the admin API (issue 8); the config is the JSON
+    // the API took, with the keys of a [[trunk]] section.
+    r#"
+    CREATE TABLE trunks (
+        name       TEXT PRIMARY KEY,
+        config     TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Why the store could not be opened or used.

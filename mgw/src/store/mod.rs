@@ -4,3 +4,4 @@
 pub mod calls;
 pub mod db;
 pub mod journal;
+pub mod trunks;
