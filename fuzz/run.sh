@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-300}; shift || true
-targets=("$@"); ((${#targets[@]})) || targets=(sip_message sip_uri stream_framing endpoint provisioning_input media_input q931_message)
+targets=("$@"); ((${#targets[@]})) || targets=(sip_message sip_uri stream_framing endpoint provisioning_input media_input q931_message client_input)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 seed() {
   mkdir -p "corpus/$1"

@@ -192,7 +192,10 @@ mod tests {
         assert!(peers
             .by_source("127.0.0.1:7001".parse().unwrap(), false)
             .is_none());
-        assert_eq!(peers.serving("300").map(|p| p.name.as_str()), Some("pri1"));
+        assert_eq!(
+            peers.serving("300").map(|p| p.name.clone()).as_deref(),
+            Some("pri1")
+        );
         let peer = peers.by_name("pri1").unwrap();
         let slot = peer.claim();
         assert!(slot.is_some());

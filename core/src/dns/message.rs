@@ -4,8 +4,8 @@
 //! Names are presented as lowercase dotted text without the trailing dot, the root as `"."`.
 //! Lowercasing on input is safe because DNS compares names case-insensitively (RFC 4343), and
 //! it lets the resolver compare names with `==`. Label bytes that are not printable ASCII, and
-//! `.` or `\` inside a label, are shown as `\DDD` as in zone files; the encoder does not read
-//! such escapes back, which only matters for names no SIP server would use.
+//! `.` or `\` inside a label, are shown as `\DDD` as in zone files, and the encoder reads such
+//! escapes back (the fuzz target `client_input` checks the round trip).
 //!
 //! The encoder never compresses names: a query has one name, and the responses it writes are
 //! for tests. The parser accepts compression, but only pointers to bytes before the place the
@@ -477,38 +477,81 @@ pub fn build_query(id: u16, name: &str, qtype: RecordType) -> Result<Vec<u8>, En
 /// Checks the label structure of `name` the way the encoder will need it; characters are not
 /// looked at.
 pub fn check_name_structure(name: &str) -> Result<(), NameFault> {
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    wire_labels(name).map(|_| ())
+}
+
+/// The labels of a name in presentation form, as wire bytes: `\DDD` and `\X` escapes (the
+/// parser writes the first for odd bytes) are read back, so a parsed name encodes to the
+/// bytes it came from.
+fn wire_labels(name: &str) -> Result<Vec<Vec<u8>>, NameFault> {
+    let trimmed = if name.ends_with('.') && !name.ends_with("\\.") {
+        &name[..name.len() - 1]
+    } else {
+        name
+    };
+    let mut labels = Vec::new();
     if trimmed.is_empty() {
-        return Ok(());
+        return Ok(labels);
     }
-    let mut wire = 1;
-    for label in trimmed.split('.') {
-        if label.is_empty() {
-            return Err(NameFault::EmptyLabel);
+    let b = trimmed.as_bytes();
+    let mut label = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'.' => {
+                if label.is_empty() {
+                    return Err(NameFault::EmptyLabel);
+                }
+                labels.push(std::mem::take(&mut label));
+                i += 1;
+            }
+            b'\\' => {
+                let digits = b
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(u8::is_ascii_digit));
+                match digits {
+                    Some(d) => {
+                        let v = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+                        let byte = u8::try_from(v).map_err(|_| NameFault::BadCharacter('\\'))?;
+                        label.push(byte);
+                        i += 4;
+                    }
+                    None => {
+                        let next = *b.get(i + 1).ok_or(NameFault::BadCharacter('\\'))?;
+                        label.push(next);
+                        i += 2;
+                    }
+                }
+            }
+            c => {
+                label.push(c);
+                i += 1;
+            }
         }
         if label.len() > MAX_LABEL {
             return Err(NameFault::LabelTooLong);
         }
-        wire += 1 + label.len();
     }
+    if label.is_empty() {
+        return Err(NameFault::EmptyLabel);
+    }
+    labels.push(label);
+    let wire = 1 + labels.iter().map(|l| 1 + l.len()).sum::<usize>();
     if wire > MAX_NAME_WIRE {
         return Err(NameFault::TooLong);
     }
-    Ok(())
+    Ok(labels)
 }
 
 fn write_name(out: &mut Vec<u8>, name: &str) -> Result<(), EncodeError> {
-    check_name_structure(name).map_err(|fault| EncodeError::BadName {
+    let labels = wire_labels(name).map_err(|fault| EncodeError::BadName {
         name: name.to_string(),
         fault,
     })?;
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if !trimmed.is_empty() {
-        for label in trimmed.split('.') {
-            // check_name_structure bounded every label to 63 bytes.
-            out.push(label.len() as u8);
-            out.extend_from_slice(label.as_bytes());
-        }
+    for label in labels {
+        // wire_labels bounded every label to 63 bytes.
+        out.push(label.len() as u8);
+        out.extend_from_slice(&label);
     }
     out.push(0);
     Ok(())
@@ -906,5 +949,19 @@ mod tests {
             let back = Message::parse(&r.encode().unwrap()).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn escaped_names_encode_to_the_bytes_they_came_from() {
+        // Found by the client_input fuzz target: a label of odd bytes parsed to `\DDD` text
+        // and was encoded with the backslashes themselves.
+        let mut out = Vec::new();
+        write_name(&mut out, "\\001\\010\\010.a\\.b").expect("valid");
+        assert_eq!(out, [3, 1, 10, 10, 3, b'a', b'.', b'b', 0]);
+        let mut text = String::new();
+        push_label(&mut text, &[1, 10, 10]);
+        assert_eq!(text, "\\001\\010\\010");
+        assert!(write_name(&mut out, "\\999").is_err());
+        assert!(write_name(&mut out, "a\\").is_err());
     }
 }
