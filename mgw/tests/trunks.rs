@@ -366,6 +366,25 @@ fn registers_over_ipv6_and_tcp() {
     let t = wait_state(&s2, "registered", Duration::from_secs(10));
     assert_eq!(t["state"], "registered", "TCP: {t}\n{}", p.log());
     assert_eq!(t["transport"], "tcp");
+    // A call out through each: over IPv6 UDP, and over TCP (mgw connects to the provider).
+    let mut uas = sipp_uas(p.port + 10, 2);
+    for (g, what) in [(&s, "IPv6"), (&s2, "TCP")] {
+        let mut alice = Ua::new(sip(g), "alice", "wonder");
+        let (mut leg, _) = alice.call("2%239001", &alice.sdp(&[(0, "PCMU/8000")]));
+        let ok = alice.response("INVITE", 200);
+        alice.confirm(&mut leg, &ok);
+        assert_eq!(
+            status(&ok),
+            200,
+            "{what}: {}\n{}",
+            String::from_utf8_lossy(&ok),
+            p.log()
+        );
+        alice.in_dialog(&mut leg, "BYE", None);
+        assert_eq!(status(&alice.response("BYE", 200)), 200, "{what}");
+    }
+    let _ = uas.kill();
+    let _ = uas.wait();
 }
 
 /// A trunk added through the admin API: checked, stored, applied at once, changed (a wrong
