@@ -203,8 +203,10 @@ pub struct DriverStatus {
 }
 
 /// A command to the simulated hardware, for tests and demonstrations: what a person at the far
-/// end or a technician would do. A driver answers `Err` to the ones it does not model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// end or a technician would do. A driver answers `Err` to the ones it does not model. The
+/// admin API takes it as JSON: `{"action": "dial", "from": "...", "to": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SimCommand {
     /// A far-end party (a PSTN subscriber, a handset by its number or IPUI) dials `to`.
     Dial {

@@ -138,23 +138,6 @@ impl Lines {
         })
     }
 
-    pub fn status(&self) -> Vec<LineStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Acts on a driver's simulated hardware and waits for the outcome.
-    pub fn simulate(&self, driver: &str, command: SimCommand) -> Result<(), String> {
-        let (tx, rx) = mpsc::channel();
-        self.control
-            .send(Control::Simulate(driver.to_string(), command, tx))
-            .map_err(|_| "the line thread has stopped".to_string())?;
-        rx.recv_timeout(Duration::from_secs(5))
-            .map_err(|_| "the line thread did not answer".to_string())?
-    }
-
     /// A cloneable handle for the admin API.
     pub fn handle(&self) -> LinesHandle {
         LinesHandle {
@@ -343,51 +326,6 @@ fn wait(lines: &[Line], timeout: Duration) {
     }
 }
 
-/// A simulation command as the admin API takes it (`POST /api/v1/drivers/{name}/simulate`).
-#[derive(Debug, serde::Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SimRequest {
-    /// A far-end party dials: a PSTN subscriber calling a DID, a handset calling out.
-    Dial {
-        from: String,
-        to: String,
-    },
-    Answer {
-        party: String,
-    },
-    Hangup {
-        party: String,
-    },
-    Layer1 {
-        up: bool,
-    },
-    Signalling {
-        up: bool,
-    },
-    Unit {
-        name: String,
-        up: bool,
-    },
-    InRange {
-        handset: String,
-        in_range: bool,
-    },
-}
-
-impl From<SimRequest> for SimCommand {
-    fn from(r: SimRequest) -> SimCommand {
-        match r {
-            SimRequest::Dial { from, to } => SimCommand::Dial { from, to },
-            SimRequest::Answer { party } => SimCommand::Answer { party },
-            SimRequest::Hangup { party } => SimCommand::Hangup { party },
-            SimRequest::Layer1 { up } => SimCommand::Layer1 { up },
-            SimRequest::Signalling { up } => SimCommand::Signalling { up },
-            SimRequest::Unit { name, up } => SimCommand::Unit { name, up },
-            SimRequest::InRange { handset, in_range } => SimCommand::InRange { handset, in_range },
-        }
-    }
-}
-
 fn status_json(l: &LineStatus) -> serde_json::Value {
     serde_json::json!({
         "name": l.name,
@@ -424,9 +362,9 @@ pub fn routes(r: &mut crate::admin::Router, lines: LinesHandle) {
     });
     r.post("/api/v1/drivers/{name}/simulate", Role::Admin, move |req| {
         let name = req.param("name")?.to_string();
-        let cmd: SimRequest = req.json()?;
+        let cmd: SimCommand = req.json()?;
         lines
-            .simulate(&name, cmd.into())
+            .simulate(&name, cmd)
             .map(|()| Json::ok(serde_json::json!({"ok": true})))
             .map_err(|e| ApiError::new(409, e))
     });
