@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 stage() { printf '\n==> %s\n' "$*"; }
 
-stage "installing SIP/RTP peers (sipp, kamailio, rtpengine, baresip, sipsak, redis)"
+stage "installing SIP/RTP peers (sipp, kamailio, rtpengine, baresip, sipsak, redis, dnsmasq)"
 # Missing peers only make their tests skip, so a failed install is not fatal.
 bash ./scripts/install-peers.sh || echo "test.sh: warning: install-peers.sh failed; continuing" >&2
 
