@@ -647,3 +647,17 @@ fn a_trunk_challenge_is_answered_with_its_credentials() {
     n.answer(PRI, second, 200);
     n.expect(ALICE, "SIP/2.0 200");
 }
+
+#[test]
+fn a_trunk_that_is_unavailable_fails_over_to_its_next_address() {
+    let mut n = Net::with_peer_as(|p| {
+        *p.resolved.write().expect("lock") = vec![addr(PRI), addr(PRI + 1)];
+    });
+    n.invite("0123", "");
+    let first = n.expect(PRI, "INVITE sip:123@");
+    n.answer(PRI, &first, 503);
+    let second = n.expect(PRI + 1, "INVITE sip:123@");
+    assert!(second.contains("CSeq: 2 INVITE"), "{second}");
+    n.answer(PRI + 1, &second, 200);
+    n.expect(ALICE, "SIP/2.0 200");
+}

@@ -173,6 +173,9 @@ struct Fork<A> {
     auth: Option<Box<crate::ua::digest::DigestClient>>,
     /// The INVITE's headers and offer, to send it again with credentials.
     offer: Option<(String, String)>,
+    /// A trunk's other addresses (RFC 3263 order), tried in turn when the current one does
+    /// not answer or is unavailable (RFC 3263 4.3).
+    alternates: Vec<(SocketAddr, Transport)>,
     dialog: Dialog<A>,
 }
 
@@ -477,6 +480,7 @@ impl<A: Clone> Calls<A> {
                         to: format!("<{u}>"),
                         from: None,
                         credentials: None,
+                        alternates: Vec::new(),
                         dest: d,
                         transport: Transport::Udp,
                         user: u.clone(),
@@ -564,6 +568,7 @@ impl<A: Clone> Calls<A> {
                     ))
                 }),
                 offer: None,
+                alternates: t.alternates,
                 dialog,
             });
         }
@@ -688,6 +693,7 @@ impl<A: Clone> Calls<A> {
                     to: format!("<sip:{number}@{}>", self.cfg.domain),
                     from: None,
                     credentials: None,
+                    alternates: Vec::new(),
                     dest: b.source,
                     transport: b.transport,
                     user: user.to_string(),
@@ -725,10 +731,17 @@ impl<A: Clone> Calls<A> {
             )
         })?;
         let uri = uri.unwrap_or_else(|| format!("sip:{number}@{}", peer.domain));
+        let alternates = peer
+            .addresses()
+            .into_iter()
+            .skip(1)
+            .map(|a| (a, peer.transport))
+            .collect();
         let target = Target {
             to: format!("<{uri}>"),
             from: peer.from.clone(),
             credentials: peer.credentials.clone(),
+            alternates,
             uri,
             dest: peer.destination(),
             transport: peer.transport,
@@ -835,7 +848,7 @@ impl<A: Clone> Calls<A> {
                 Some(("application/sdp", sdp.as_bytes())),
             );
             fork.invite = buf.clone();
-            if fork.auth.is_some() {
+            if fork.auth.is_some() || !fork.alternates.is_empty() {
                 fork.offer = Some((pai.clone(), sdp.to_string()));
             }
             let dest = fork.dialog.peer.clone();
@@ -853,8 +866,45 @@ impl<A: Clone> Calls<A> {
         self.check_forks(tx, key, now);
     }
 
+    /// The fork's INVITE again, to the trunk's next address; `false` when there is none.
+    fn fail_over(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        i: usize,
+        now: Instant,
+    ) -> bool {
+        let Some(make_dest) = &self.make_dest else {
+            return false;
+        };
+        let Some(fork) = self.calls.get_mut(&key).and_then(|c| c.forks.get_mut(i)) else {
+            return false;
+        };
+        if fork.alternates.is_empty() || fork.offer.is_none() {
+            return false;
+        }
+        let (addr, transport) = fork.alternates.remove(0);
+        fork.dialog.peer = make_dest(addr, transport);
+        // Whatever an early dialog with the first server set up is that server's.
+        fork.dialog.remote_target = fork
+            .dialog
+            .remote_uri
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
+        fork.dialog.route_set.clear();
+        fork.dialog.reliable = transport == Transport::Tcp;
+        // Another server issues its own challenges.
+        if let Some(auth) = fork.auth.as_mut() {
+            auth.forget();
+        }
+        self.invite_with_credentials(tx, key, i, now);
+        true
+    }
+
     /// A trunk challenged a fork's INVITE: the same INVITE again, a CSeq higher, with the
-    /// trunk's credentials (RFC 3261 22.2). The challenge's ACK was the transaction's.
+    /// trunk's credentials (RFC 3261 22.2). The challenge's ACK was the transaction's. Also
+    /// sends it to a trunk's next address ([`Calls::fail_over`]).
     fn invite_with_credentials(
         &mut self,
         tx: &mut TransactionLayer<A>,
@@ -878,12 +928,15 @@ impl<A: Clone> Calls<A> {
             self.buf = buf;
             return;
         };
-        let (Some((pai, sdp)), Some(auth)) = (fork.offer.clone(), fork.auth.as_mut()) else {
+        let Some((pai, sdp)) = fork.offer.clone() else {
             self.buf = buf;
             return;
         };
         let uri = fork.dialog.remote_target.clone();
-        let creds = auth.headers("INVITE", &uri);
+        let creds = match fork.auth.as_mut() {
+            Some(auth) => auth.headers("INVITE", &uri),
+            None => Vec::new(),
+        };
         let mut headers: Vec<(&str, &str)> = vec![
             ("P-Asserted-Identity", &pai),
             ("Allow", crate::uas::ALLOW),
@@ -950,6 +1003,9 @@ impl<A: Clone> Calls<A> {
         };
         match role {
             Role::Fork(i) => {
+                if self.fail_over(tx, key, i, now) {
+                    return;
+                }
                 if let Some(f) = self.calls.get_mut(&key).and_then(|c| c.forks.get_mut(i)) {
                     f.done = Some(408);
                 }
@@ -987,8 +1043,12 @@ impl<A: Clone> Calls<A> {
                 }
             }
         }
-        if let Some(f) = call.forks.get_mut(i) {
-            f.dialog.confirm_as_uac(msg);
+        // Only a provisional or a 2xx makes a dialog (RFC 3261 12.1.2); a failure's Contact
+        // must not become the target of a failover or a retry.
+        if status < 300 {
+            if let Some(f) = call.forks.get_mut(i) {
+                f.dialog.confirm_as_uac(msg);
+            }
         }
         if status < 200 {
             if call.state != State::Ringing {
@@ -1053,6 +1113,13 @@ impl<A: Clone> Calls<A> {
             }
             return self.ask_media(key, Purpose::FinalAnswer, MediaOp::Answer { to_tag, sdp });
         }
+        // A server that is unavailable: the trunk's next address may not be (RFC 3263 4.3).
+        if status == 503 && call.state == State::Ringing && self.fail_over(tx, key, i, now) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if let Some(f) = call.forks.get_mut(i) {
             f.done = Some(status);
             let q850 = msg.header_by_name("Reason").and_then(cause::parse_reason);
@@ -2001,6 +2068,8 @@ struct Target {
     /// A trunk's own address-of-record for From, and its credentials.
     from: Option<String>,
     credentials: Option<(String, String)>,
+    /// A trunk's further addresses, for failover.
+    alternates: Vec<(SocketAddr, Transport)>,
     dest: SocketAddr,
     transport: Transport,
     user: String,

@@ -67,6 +67,16 @@ impl Peer {
         }
     }
 
+    /// Every address calls may go to, in the order to try them.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let r = self.resolved.read().unwrap_or_else(PoisonError::into_inner);
+        if r.is_empty() {
+            vec![self.addr]
+        } else {
+            r.clone()
+        }
+    }
+
     /// Where calls to the peer go now.
     pub fn destination(&self) -> SocketAddr {
         self.resolved
