@@ -31,6 +31,9 @@ use crate::config::{Config, TrunkConfig};
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 /// A failed resolution is tried again after this long.
 const DNS_RETRY: Duration = Duration::from_secs(30);
+/// A successful one is refreshed after this long (addresses may change; the registration
+/// moves only when the first address does).
+const DNS_REFRESH: Duration = Duration::from_secs(300);
 /// How long shutdown waits for the registrars to confirm the unregistrations.
 const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
 const IDLE: Duration = Duration::from_millis(100);
@@ -389,26 +392,40 @@ impl Trunk {
         // always carries one, so SRV is asked only for names given without a port.
         let port = hp.port_given.then_some(hp.port);
         let found = crate::resolve::resolve(&hp.host, port, transport, None, DNS_TIMEOUT);
-        let addrs = match found {
-            Ok(a) if !a.is_empty() => a,
-            Ok(_) => {
-                self.dns_failure = Some(format!("DNS: {} has no address", hp.host));
+        let failure = match found {
+            Ok(a) if !a.is_empty() => Ok(a),
+            Ok(_) => Err(format!("DNS: {} has no address", hp.host)),
+            Err(e) => Err(e.to_string()),
+        };
+        let addrs = match failure {
+            Ok(a) => a,
+            // A refresh that fails keeps the addresses that work.
+            Err(e) if self.server.is_some() => {
+                log::warn!(
+                    "trunk {}: {e}; keeping the addresses resolved before",
+                    self.cfg.name
+                );
                 self.resolve_at = Some(now + DNS_RETRY);
                 return;
             }
             Err(e) => {
                 log::warn!("trunk {}: {e}", self.cfg.name);
-                self.dns_failure = Some(e.to_string());
+                self.dns_failure = Some(e);
                 self.resolve_at = Some(now + DNS_RETRY);
                 return;
             }
         };
         self.dns_failure = None;
+        // Looked up again now and then: a provider moves its servers with DNS.
+        self.resolve_at = Some(now + DNS_REFRESH);
         *self
             .resolved
             .write()
             .unwrap_or_else(PoisonError::into_inner) = addrs.clone();
         let server = addrs[0];
+        if self.server == Some(server) && self.reg.is_some() {
+            return;
+        }
         self.server = Some(server);
         log::info!(
             "trunk {}: {} is {}",
