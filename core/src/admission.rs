@@ -102,6 +102,8 @@ pub struct CallPermit {
     /// What happened to the caller's licence (`None`: an emergency call with none free).
     pub licence: Option<Claimed>,
     pub channel: ChannelToken,
+    /// A slot of the line or trunk the call came from, held for the call's life.
+    pub peer_slot: Option<ChannelToken>,
 }
 
 pub struct Admission {
@@ -150,6 +152,7 @@ impl Admission {
                 emergency: true,
                 licence,
                 channel: account.channels.force_acquire(),
+                peer_slot: None,
             });
         }
         if account.state != AccountState::Enabled {
@@ -169,21 +172,24 @@ impl Admission {
             emergency: false,
             licence: Some(licence),
             channel,
+            peer_slot: None,
         })
     }
 
-    /// A call from a peer (a line driver, a trunk): no log-on and no licence behind it. When a
-    /// subscriber account has `calling` as its main number (a DECT handset attached to an
-    /// account), the call takes one of that account's voice channels and obeys its state.
+    /// A call from a peer (a line driver, a trunk): no log-on and no licence behind it. When
+    /// `calling` is a number the peer serves itself (`calling_is_own`: a DECT handset) and an
+    /// account has it as its main number, the call takes one of that account's voice channels
+    /// and obeys its state; a trunk's caller ID never stands for an account.
     /// Returns the log-on the call is placed under: the peer's name, the calling number.
     pub fn from_peer(
         &self,
         peer: &str,
         calling: &str,
         dialled: &str,
+        calling_is_own: bool,
     ) -> Result<(LogOn, CallPermit), Refusal> {
         let emergency = self.emergency.contains(dialled);
-        let account = (!calling.is_empty())
+        let account = (calling_is_own && !calling.is_empty())
             .then(|| {
                 self.directory
                     .accounts()
@@ -214,6 +220,7 @@ impl Admission {
             emergency,
             licence: None,
             channel,
+            peer_slot: None,
         };
         Ok((log_on, permit))
     }

@@ -580,6 +580,7 @@ impl<A: Clone> Endpoint<A> {
                             admission: &self.cfg.admission,
                             location: &self.cfg.location,
                             wall_ms: self.wall_ms(now),
+                            dialled: None,
                         };
                         return self.calls.start(
                             &mut self.tx,
@@ -615,17 +616,51 @@ impl<A: Clone> Endpoint<A> {
             .request_uri()
             .and_then(|u| u.user_decoded())
             .unwrap_or_default();
+        let mut dialled = crate::call::dialplan::clean(&dialled);
+        // A provider may address mgw's registered Contact and name the DID in To only.
+        if !crate::directory::valid_number(&dialled) {
+            if let Some(to) = msg.to().and_then(|t| t.uri.user_decoded()) {
+                dialled = crate::call::dialplan::clean(&to);
+            }
+        }
+        // What a line or trunk sends ends up in URIs and headers of the other leg: numbers
+        // only. A caller ID that is not a number is withheld rather than passed on.
+        if !crate::directory::valid_number(&dialled) {
+            return self.reply(
+                msg,
+                484,
+                "Address Incomplete: the called number must be digits, '+', '*' or '#'",
+                &[],
+                via,
+                origin,
+            );
+        }
         let calling = msg
             .from()
             .and_then(|f| f.uri.user_decoded())
+            .map(|c| crate::call::dialplan::clean(&c))
+            .filter(|c| crate::directory::valid_number(c))
             .unwrap_or_default();
-        let (log_on, permit) = match self.cfg.admission.from_peer(peer, &calling, &dialled) {
+        let Some(peer_ref) = self.cfg.calls.peers.by_name(peer) else {
+            return self.reply(msg, 503, "Service Unavailable", &[], via, origin);
+        };
+        // Calls from a trunk count against its limit like calls to it.
+        let Some(slot) = peer_ref.claim() else {
+            let reason = format!("Service Unavailable: every channel of {peer} is in use");
+            return self.reply(msg, 503, &reason, &[], via, origin);
+        };
+        // Only a number the peer serves itself (a DECT handset) stands for an account; a
+        // trunk's caller ID is whatever the far end claims.
+        let own = peer_ref.numbers.contains(&calling);
+        let (log_on, mut permit) = match self.cfg.admission.from_peer(peer, &calling, &dialled, own)
+        {
             Ok(p) => p,
             Err(refusal) => {
                 let (code, reason) = refusal.status();
                 return self.reply(msg, code, reason, &[], via, origin);
             }
         };
+        permit.peer_slot = Some(slot);
         let Via::Tx(id) = via else {
             return self.reply(msg, 500, "Server Internal Error", &[], via, origin);
         };
@@ -633,6 +668,7 @@ impl<A: Clone> Endpoint<A> {
             admission: &self.cfg.admission,
             location: &self.cfg.location,
             wall_ms: self.wall_ms(now),
+            dialled: Some(dialled),
         };
         self.calls.start(
             &mut self.tx,

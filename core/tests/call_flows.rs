@@ -661,3 +661,37 @@ fn a_trunk_that_is_unavailable_fails_over_to_its_next_address() {
     n.answer(PRI + 1, &second, 200);
     n.expect(ALICE, "SIP/2.0 200");
 }
+
+#[test]
+fn a_trunk_call_reaches_subscribers_only_and_a_challenge_never_reaches_the_caller() {
+    let mut n = Net::with_peer_as(|p| p.local_only = true);
+    // From the trunk, "0123" would be the trunk's own prefix route: not for outsiders.
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n\
+               m=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let invite = |uri: &str, call: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK{call}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:0301234567@192.0.2.50>;tag=pt\r\nTo: <{uri}>\r\n\
+             Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:up@192.0.2.50>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
+    n.deliver(addr(PRI), &invite(&format!("sip:0123@{REALM}"), "t1"));
+    n.expect(PRI, "SIP/2.0 404");
+    // A provider that addresses mgw's Contact and names the DID in To only.
+    let raw = invite("sip:gw@192.0.2.1:5060", "t2").replace(
+        "To: <sip:gw@192.0.2.1:5060>",
+        &format!("To: <sip:201@{REALM}>"),
+    );
+    n.deliver(addr(PRI), &raw);
+    n.expect(BOB, "INVITE ");
+
+    // Alice's call to a callee that challenges mgw: the caller gets 403, not the challenge.
+    let mut n = Net::new(false);
+    n.invite("201", "");
+    let to_bob = n.expect(BOB, "INVITE ");
+    n.answer(BOB, &to_bob, 407);
+    let r = n.expect(ALICE, "SIP/2.0 403");
+    assert!(r.contains("Reason: Q.850;cause=21"), "{r}");
+}

@@ -240,7 +240,7 @@ pub enum SimCommand {
 
 /// A line technology, as the call switch sees it.
 pub trait Driver: Send {
-    /// The configured name (`[[drivers.isdn]] name`), used by dial-plan rules.
+    /// The configured name (`[[isdn]]` / `[[dect]]` `name`), the peer name dial-plan rules use.
     fn name(&self) -> &str;
 
     /// The numbers this driver terminates itself (DECT handsets); empty for a trunk, which is

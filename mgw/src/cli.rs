@@ -252,7 +252,7 @@ pub fn banner(config: &Config, config_path: Option<&Path>, admin: SocketAddr) ->
         let numbers: Vec<&str> = d.handsets.iter().map(|h| h.number.as_str()).collect();
         if !numbers.is_empty() {
             b.push_str(&format!(
-                "Simulated DECT base station {} with handsets {}: dial one, it answers after one ring and echoes\n",
+                "Simulated DECT base station {} with handsets {}: dial one (as configured, a handset answers by itself and echoes)\n",
                 d.name,
                 numbers.join(", ")
             ));

@@ -221,8 +221,17 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
             };
             SocketAddr::new(ip, l.addr.port())
         });
+    // Line sockets are on loopback whatever SIP listens on: only the switch (and its media
+    // engine) may reach them.
     let prepared = match switch_addr {
-        Some(a) => crate::lines::prepare(config, a.ip())?,
+        Some(a) => crate::lines::prepare(
+            config,
+            if a.is_ipv4() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            },
+        )?,
         None if config.isdn.is_empty() && config.dect.is_empty() => Vec::new(),
         None => {
             return Err(

@@ -109,7 +109,7 @@ impl Lines {
                     domain: domain.to_string(),
                     rtp: rtp_addrs,
                 },
-                0x6d67_7700 + i as u64,
+                random_seed() ^ i as u64,
                 now,
             );
             lines.push(Line {
@@ -119,7 +119,8 @@ impl Lines {
                 sip_addr,
             });
         }
-        let status = Arc::new(Mutex::new(Vec::new()));
+        // The first snapshot before the thread runs: the API knows the lines from the start.
+        let status = Arc::new(Mutex::new(snapshot(&lines)));
         let stop = Arc::new(AtomicBool::new(false));
         let (control, inbox) = mpsc::channel();
         let thread = {
@@ -239,17 +240,7 @@ fn run(
         }
         if now.duration_since(last_status) >= IDLE {
             last_status = now;
-            let snapshot = lines
-                .iter()
-                .map(|l| LineStatus {
-                    name: l.gateway.name().to_string(),
-                    status: l.gateway.status(),
-                    sip: l.sip_addr,
-                    numbers: l.gateway.numbers(),
-                    signalling: l.gateway.signalling_log(SIGNALLING_SHOWN),
-                })
-                .collect();
-            *status.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+            *status.lock().unwrap_or_else(PoisonError::into_inner) = snapshot(&lines);
         }
         let deadline = lines
             .iter()
@@ -288,6 +279,19 @@ fn run(
         l.gateway.shutdown(now);
         flush(l);
     }
+}
+
+fn snapshot(lines: &[Line]) -> Vec<LineStatus> {
+    lines
+        .iter()
+        .map(|l| LineStatus {
+            name: l.gateway.name().to_string(),
+            status: l.gateway.status(),
+            sip: l.sip_addr,
+            numbers: l.gateway.numbers(),
+            signalling: l.gateway.signalling_log(SIGNALLING_SHOWN),
+        })
+        .collect()
 }
 
 fn flush(l: &mut Line) {
@@ -362,6 +366,12 @@ pub fn routes(r: &mut crate::admin::Router, lines: LinesHandle) {
     });
     r.post("/api/v1/drivers/{name}/simulate", Role::Admin, move |req| {
         let name = req.param("name")?.to_string();
+        if !lines.status().iter().any(|l| l.name == name) {
+            return Err(
+                ApiError::not_found(format!("no line driver is named {name}"))
+                    .with_fix("GET /api/v1/drivers lists them"),
+            );
+        }
         let cmd: SimCommand = req.json()?;
         lines
             .simulate(&name, cmd)
@@ -375,7 +385,7 @@ pub fn prepare(
     config: &crate::config::Config,
     ip: std::net::IpAddr,
 ) -> Result<Vec<PreparedLine>, String> {
-    use mgw_drivers::dect::{BaseConfig, DectConfig, DectDriver, HandsetAudio, HandsetConfig};
+    use mgw_drivers::dect::DectDriver;
     use mgw_drivers::isdn::{InterfaceKind, IsdnTrunk, IsdnTrunkConfig};
     use mgw_drivers::pstn::ExchangeConfig;
     let now = Instant::now();
@@ -394,33 +404,40 @@ pub fn prepare(
         out.push(PreparedLine::bind(Box::new(trunk), ip, channels)?);
     }
     for d in &config.dect {
-        let mut c = DectConfig::new(&d.name);
-        c.seed = d.seed;
-        // One [[dect]] section is one base station; its RFPI is derived from the name so that
-        // it stays the same across restarts.
-        let rfpi = format!("{:010X}", fnv(&d.name) & 0xff_ffff_ffff);
-        c.bases
-            .push(BaseConfig::new(&d.name, &rfpi, d.channels, d.wideband));
-        for h in &d.handsets {
-            let name = h
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("Handset {}", h.number));
-            let mut hc = HandsetConfig::new(&h.ipui, &d.name, &h.number, &name);
-            hc.auto_answer = h.auto_answer.then_some(h.answer_after_ms);
-            hc.audio = match h.audio.as_deref() {
-                Some("silence") => HandsetAudio::Silence,
-                Some(t) if t.starts_with("tone:") => HandsetAudio::Tone {
-                    hz: t[5..].parse().unwrap_or(1004),
-                },
-                _ => HandsetAudio::Echo,
-            };
-            c.handsets.push(hc);
-        }
+        let c = dect_config(d);
         let driver = DectDriver::new(c, now).map_err(|e| format!("[[dect]] {}: {e}", d.name))?;
         out.push(PreparedLine::bind(Box::new(driver), ip, d.channels)?);
     }
     Ok(out)
+}
+
+/// The DECT driver's configuration for a `[[dect]]` section: one base station named after the
+/// section, its handsets subscribed to it.
+pub fn dect_config(d: &crate::config::DectConfig) -> mgw_drivers::dect::DectConfig {
+    use mgw_drivers::dect::{BaseConfig, DectConfig, HandsetAudio, HandsetConfig};
+    let mut c = DectConfig::new(&d.name);
+    c.seed = d.seed;
+    // The RFPI is derived from the name so that it stays the same across restarts.
+    let rfpi = format!("{:010X}", fnv(&d.name) & 0xff_ffff_ffff);
+    c.bases
+        .push(BaseConfig::new(&d.name, &rfpi, d.channels, d.wideband));
+    for h in &d.handsets {
+        let name = h
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("Handset {}", h.number));
+        let mut hc = HandsetConfig::new(&h.ipui, &d.name, &h.number, &name);
+        hc.auto_answer = h.auto_answer.then_some(h.answer_after_ms);
+        hc.audio = match h.audio.as_deref() {
+            Some("silence") => HandsetAudio::Silence,
+            Some(t) if t.starts_with("tone:") => HandsetAudio::Tone {
+                hz: t[5..].parse().unwrap_or(1004),
+            },
+            _ => HandsetAudio::Echo,
+        };
+        c.handsets.push(hc);
+    }
+    c
 }
 
 /// FNV-1a: a stable 64-bit digest of a name.
@@ -428,4 +445,14 @@ fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// OS randomness for the user agents' identifiers: Call-IDs and tags must differ between runs.
+pub(crate) fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b) ^ u64::from(std::process::id())
 }

@@ -186,6 +186,7 @@ fn peer_of(t: &TrunkConfig, calls: Option<Arc<ChannelGate>>) -> Peer {
     p.domain = domain_of(t);
     p.from = t.aor();
     p.prefix = t.prefix.clone();
+    p.local_only = true;
     p.credentials = t
         .user
         .clone()
@@ -212,14 +213,6 @@ fn domain_of(t: &TrunkConfig) -> String {
                 t.server.host.clone()
             }
         })
-}
-
-fn random_seed() -> u64 {
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    u64::from_le_bytes(b) ^ u64::from(std::process::id())
 }
 
 /// The running trunk thread.
@@ -353,7 +346,7 @@ impl Trunk {
             user_agent: user_agent.to_string(),
             // Call-IDs must differ between runs: a registrar refuses a reused one whose CSeq
             // starts at 1 again.
-            seed: random_seed(),
+            seed: crate::lines::random_seed(),
             timers,
             ..UaConfig::default()
         });
@@ -425,6 +418,11 @@ impl Trunk {
         let server = addrs[0];
         if self.server == Some(server) && self.reg.is_some() {
             return;
+        }
+        if self.server.is_some() {
+            // The server moved: sockets connected to the old one would keep talking to it.
+            self.udp = None;
+            self.tcp = None;
         }
         self.server = Some(server);
         log::info!(
@@ -692,6 +690,18 @@ impl Trunk {
     }
 }
 
+/// Whether two configurations of a trunk register the same way.
+fn same_registration(a: &TrunkConfig, b: &TrunkConfig) -> bool {
+    a.server == b.server
+        && a.transport == b.transport
+        && a.register == b.register
+        && a.address == b.address
+        && a.user == b.user
+        && a.password == b.password
+        && a.expires == b.expires
+        && a.outbound_proxy == b.outbound_proxy
+}
+
 fn host_port(a: SocketAddr) -> String {
     match a {
         SocketAddr::V4(v) => v.to_string(),
@@ -717,6 +727,27 @@ fn run(
                 Control::Connect(n, r) => (n, true, r),
                 Control::Disconnect(n, r) => (n, false, r),
                 Control::Upsert(cfg, reply) => {
+                    // Only the call side changed (prefix, limit): the registration stays up;
+                    // unregistering and registering again the same Contact could race.
+                    if let Some(t) = trunks
+                        .iter_mut()
+                        .find(|t| t.cfg.name == cfg.name && same_registration(&t.cfg, &cfg))
+                    {
+                        let peer = peer_of(&cfg, Some(t.calls.clone()));
+                        *peer
+                            .resolved
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner) = t
+                            .resolved
+                            .read()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone();
+                        t.resolved = peer.resolved.clone();
+                        t.cfg = *cfg;
+                        host.peers.upsert(peer);
+                        let _ = reply.send(Ok(()));
+                        continue;
+                    }
                     let old = trunks
                         .iter()
                         .position(|t| t.cfg.name == cfg.name)
@@ -914,7 +945,12 @@ pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle, store: Option<
             if !stored {
                 return Err(ApiError::not_found(format!("no trunk is named {name}")));
             }
-            h.remove(&name).map_err(|e| ApiError::new(409, e))?;
+            // A stored trunk that replaced a config-file one: the file's comes back.
+            match st.base.trunks.iter().find(|t| t.name == name) {
+                Some(file) => h.upsert(file.clone()),
+                None => h.remove(&name),
+            }
+            .map_err(|e| ApiError::new(409, e))?;
             Ok(Json::ok(serde_json::json!({"ok": true})))
         });
     }

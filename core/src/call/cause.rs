@@ -35,7 +35,7 @@ pub fn status_of_q850(cause: u8) -> (u16, &'static str) {
         27 => (502, "Bad Gateway"),
         28 => (484, "Address Incomplete"),
         29 | 79 => (501, "Not Implemented"),
-        34 | 38 | 41 | 42 | 47 | 58 | 88 => (503, "Service Unavailable"),
+        34 | 38 | 41 | 42 | 44 | 47 | 58 | 88 => (503, "Service Unavailable"),
         65 | 70 => (488, "Not Acceptable Here"),
         102 => (504, "Server Time-out"),
         16 => (480, "Temporarily Unavailable"),
@@ -84,7 +84,7 @@ pub fn parse_reason(value: &str) -> Option<u8> {
             let (k, v) = p.split_once('=')?;
             k.trim()
                 .eq_ignore_ascii_case("cause")
-                .then(|| v.trim().parse().ok())?
+                .then(|| v.trim().parse().ok().filter(|c: &u8| (1..=127).contains(c)))?
         })
     })
 }

@@ -260,6 +260,9 @@ pub struct CallContext<'a> {
     pub admission: &'a Admission,
     pub location: &'a LocationTable,
     pub wall_ms: u64,
+    /// The number called when it is not the Request-URI's user (a provider that sends a DID
+    /// in To only).
+    pub dialled: Option<String>,
 }
 
 pub struct Calls<A> {
@@ -385,12 +388,21 @@ impl<A: Clone> Calls<A> {
         ctx: &CallContext<'_>,
         now: Instant,
     ) {
-        let dialled = msg
-            .request_uri()
-            .and_then(|u| u.user_decoded())
-            .unwrap_or_default()
-            .to_string();
+        let dialled = ctx.dialled.clone().unwrap_or_else(|| {
+            msg.request_uri()
+                .and_then(|u| u.user_decoded())
+                .unwrap_or_default()
+                .to_string()
+        });
         let emergency = permit.emergency;
+        // A call from a trunk reaches subscribers only: routing it out again (to another
+        // trunk, a line, a URI) would let the outside world place calls through mgw.
+        let inbound_only = caller.id == crate::directory::LogOnId::MAX
+            && self
+                .cfg
+                .peers
+                .by_name(&caller.user)
+                .is_some_and(|p| p.local_only);
         let number = self.cfg.dial_plan.normalise(&dialled);
         let local_tag = self.owned("t");
         let key = self.next;
@@ -458,6 +470,8 @@ impl<A: Clone> Calls<A> {
                 status: 480,
                 reason: "Temporarily Unavailable: calls are not switched here".into(),
             }
+        } else if inbound_only {
+            Route::Local(number.clone())
         } else {
             match self.cfg.dial_plan.route(&number, emergency) {
                 // No rule claimed it: a trunk's dial prefix may.
@@ -724,13 +738,29 @@ impl<A: Clone> Calls<A> {
                 format!("Service Unavailable: trunk {name} is not configured"),
             ));
         };
+        if uri.is_none() && !crate::directory::valid_number(number) {
+            return Err((
+                484,
+                "Address Incomplete: the number must be digits, '+', '*' or '#'".to_string(),
+            ));
+        }
+        let dest = peer.destination();
+        if dest.ip().is_unspecified() || dest.port() == 0 {
+            return Err((
+                503,
+                format!("Service Unavailable: the address of {name} is not resolved yet"),
+            ));
+        }
         let slot = peer.claim().ok_or_else(|| {
             (
                 503,
                 format!("Service Unavailable: every channel of {name} is in use"),
             )
         })?;
-        let uri = uri.unwrap_or_else(|| format!("sip:{number}@{}", peer.domain));
+        // '#' is not a URI user character (RFC 3261 25.1): `2#` prefixes and service codes
+        // travel escaped.
+        let uri =
+            uri.unwrap_or_else(|| format!("sip:{}@{}", number.replace('#', "%23"), peer.domain));
         let alternates = peer
             .addresses()
             .into_iter()
@@ -743,7 +773,7 @@ impl<A: Clone> Calls<A> {
             credentials: peer.credentials.clone(),
             alternates,
             uri,
-            dest: peer.destination(),
+            dest,
             transport: peer.transport,
             user: peer.name.clone(),
             path: Vec::new(),
@@ -1121,9 +1151,19 @@ impl<A: Clone> Calls<A> {
             return;
         };
         if let Some(f) = call.forks.get_mut(i) {
-            f.done = Some(status);
-            let q850 = msg.header_by_name("Reason").and_then(cause::parse_reason);
-            f.why = Some((q850, msg.reason().unwrap_or_default().to_string()));
+            if status == 401 || status == 407 {
+                // A challenge meant for mgw (credentials it has not, or that were refused)
+                // must not reach the caller, who would answer it with its own.
+                f.done = Some(403);
+                f.why = Some((
+                    Some(21),
+                    format!("Forbidden: {} refused mgw's credentials", f.user),
+                ));
+            } else {
+                f.done = Some(status);
+                let q850 = msg.header_by_name("Reason").and_then(cause::parse_reason);
+                f.why = Some((q850, msg.reason().unwrap_or_default().to_string()));
+            }
         }
         // A callee that declines (6xx) ends the search at once (RFC 3261 16.7 step 5).
         if status >= 600 {
@@ -1410,6 +1450,19 @@ impl<A: Clone> Calls<A> {
                     .header(HeaderName::Reason)
                     .and_then(cause::parse_reason)
                     .unwrap_or(16);
+                // A BYE before the answer ends the early dialog like a CANCEL: the forks are
+                // cancelled and the caller's INVITE gets its final answer (RFC 3261 15).
+                let early = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| matches!(c.state, State::Offering | State::Ringing));
+                if early {
+                    if side == Side::A {
+                        return self.fail_with(tx, key, 487, "Request Terminated", q, now);
+                    }
+                    // The callee gave up before answering: like its failure response.
+                    return self.fail_with(tx, key, 480, "Temporarily Unavailable", q, now);
+                }
                 if let Some(call) = self.calls.get_mut(&key) {
                     call.record.ended_ms = Some(wall_ms);
                     call.record.q850 = q;

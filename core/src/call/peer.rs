@@ -32,6 +32,8 @@ pub struct Peer {
     pub from: Option<String>,
     /// A dial prefix that sends calls here, stripped (a trunk's `2#`).
     pub prefix: Option<String>,
+    /// Calls from this peer reach subscribers only (an upstream trunk), never another peer.
+    pub local_only: bool,
     /// The server's addresses as DNS last gave them (RFC 3263 order), shared with whoever
     /// resolves them; the first is where calls go, all are accepted as sources.
     pub resolved: Arc<RwLock<Vec<SocketAddr>>>,
@@ -63,6 +65,7 @@ impl Peer {
             credentials: None,
             from: None,
             prefix: None,
+            local_only: false,
             resolved: Arc::new(RwLock::new(Vec::new())),
         }
     }

@@ -6,7 +6,7 @@
 //! [`crate::SimCommand::Answer`]) answers. A handset dials with [`crate::SimCommand::Dial`],
 //! which the switch sees as [`crate::LineEvent::Incoming`]. Connected calls carry G.726-32 or,
 //! when base and handset are wideband, G.722, framed into 20 ms on the base's own drifting
-//! clock. What is modelled and what is not: `README.section.md` next to this file.
+//! clock. What is modelled and what is not: docs/drivers.md, "DECT base stations".
 
 mod audio;
 mod clock;

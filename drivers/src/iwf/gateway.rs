@@ -50,6 +50,8 @@ struct LineCall {
     remote: Option<(SocketAddr, u8)>,
     /// The switch's SDP offer (calls from the switch), kept to answer with its numbering.
     offer: Option<String>,
+    /// `o=` session id of the SDP this side sends.
+    sdp_id: u64,
     rtp: RtpOut,
     answered: bool,
     /// From the switch to the line (the UA answers) rather than from the line.
@@ -115,6 +117,11 @@ impl LineGateway {
     }
 
     pub fn on_sip(&mut self, bytes: &[u8], from: SocketAddr, now: Instant) {
+        // The line talks to its switch only: anything else could place calls on the line
+        // past the switch's rules.
+        if from != self.cfg.switch {
+            return;
+        }
         let origin = Origin {
             reply_to: from,
             source: from,
@@ -125,13 +132,18 @@ impl LineGateway {
     }
 
     /// An RTP datagram on channel `slot`'s socket: the switch's audio for that call.
-    pub fn on_rtp(&mut self, slot: usize, packet: &mut [u8], _from: SocketAddr, now: Instant) {
+    pub fn on_rtp(&mut self, slot: usize, packet: &mut [u8], from: SocketAddr, now: Instant) {
         let Some(c) = self.calls.iter().find(|c| c.slot == slot) else {
             return;
         };
-        let (Some((_, pt)), true) = (c.remote, c.codec.is_some()) else {
+        let (Some((remote, pt)), true) = (c.remote, c.codec.is_some()) else {
             return;
         };
+        // Only the media engine's port of this call may speak into the line (its address may
+        // be advertised differently from the one it sends from, behind NAT).
+        if from.port() != remote.port() {
+            return;
+        }
         let line = c.line;
         if let Some(p) = media::payload(packet, pt) {
             self.driver.send_audio(line, p, now);
@@ -224,9 +236,15 @@ impl LineGateway {
         c
     }
 
-    fn sdp_for(&mut self, slot: usize, codec: AudioCodec, pt: u8) -> String {
+    /// A new call's SDP session id: one per call, so its 183 and 200 describe one session
+    /// (RFC 3264 8).
+    fn next_session(&mut self) -> u64 {
         self.session += 1;
-        media::sdp(self.cfg.rtp[slot], codec, pt, self.session)
+        self.session
+    }
+
+    fn sdp_for(&self, slot: usize, codec: AudioCodec, pt: u8, id: u64) -> String {
+        media::sdp(self.cfg.rtp[slot], codec, pt, id)
     }
 
     fn on_line_event(&mut self, e: LineEvent, now: Instant) {
@@ -258,20 +276,18 @@ impl LineGateway {
             self.driver.release(line, Cause::NO_CIRCUIT, now);
             return;
         };
-        let sdp = self.sdp_for(slot, codec, codec.payload_type());
+        let id = self.next_session();
+        let sdp = self.sdp_for(slot, codec, codec.payload_type(), id);
         let host = self.cfg.sip;
         let from_user = if calling.number.is_empty() {
             "anonymous".to_string()
         } else {
             calling.number.clone()
         };
-        let target = format!("sip:{}@{}", called.number, self.cfg.domain);
-        let mut params = InviteParams::new(
-            &target,
-            &format!("sip:{from_user}@{host}"),
-            &sdp,
-            self.cfg.switch,
-        );
+        // '#' and '*' service codes travel escaped in the user part (RFC 3261 25.1).
+        let target = format!("sip:{}@{}", escape_user(&called.number), self.cfg.domain);
+        let from = format!("sip:{}@{host}", escape_user(&from_user));
+        let mut params = InviteParams::new(&target, &from, &sdp, self.cfg.switch);
         params.from_display = calling.name.clone();
         match self.ua.invite(params, now) {
             Ok(h) => self.calls.push(LineCall {
@@ -281,7 +297,8 @@ impl LineGateway {
                 codec: Some(codec),
                 remote: None,
                 offer: None,
-                rtp: RtpOut::new(slot_ssrc(self.session, slot)),
+                sdp_id: id,
+                rtp: RtpOut::new(slot_ssrc(id, slot)),
                 answered: false,
                 to_line: false,
             }),
@@ -323,10 +340,10 @@ impl LineGateway {
     fn answer_sdp(&mut self, i: usize, codec: AudioCodec) -> Option<String> {
         let offer = self.calls[i].offer.clone()?;
         let (to, pt) = media::remote(offer.as_bytes(), codec)?;
-        let slot = self.calls[i].slot;
+        let (slot, id) = (self.calls[i].slot, self.calls[i].sdp_id);
         self.calls[i].codec = Some(codec);
         self.calls[i].remote = Some((to, pt));
-        Some(self.sdp_for(slot, codec, pt))
+        Some(self.sdp_for(slot, codec, pt, id))
     }
 
     fn line_answered(&mut self, line: CallRef, codec: AudioCodec, now: Instant) {
@@ -471,6 +488,7 @@ impl LineGateway {
             called: Party::number(&to_user.unwrap_or_default()),
             codecs,
         };
+        let id = self.next_session();
         match self.driver.setup(setup, now) {
             Ok(line) => self.calls.push(LineCall {
                 line,
@@ -479,7 +497,8 @@ impl LineGateway {
                 codec: None,
                 remote: None,
                 offer: Some(sdp),
-                rtp: RtpOut::new(slot_ssrc(self.session, slot)),
+                sdp_id: id,
+                rtp: RtpOut::new(slot_ssrc(id, slot)),
                 answered: false,
                 to_line: true,
             }),
@@ -501,6 +520,11 @@ fn cause_of(ending: &Ending) -> Cause {
         Ending::Cancelled => Cause::NORMAL,
         _ => Cause::NORMAL,
     }
+}
+
+/// A number as a SIP URI user part: `#` escaped.
+fn escape_user(number: &str) -> String {
+    number.replace('#', "%23")
 }
 
 fn slot_ssrc(session: u64, slot: usize) -> u32 {

@@ -779,12 +779,72 @@ impl Config {
         self.validate_trunks(&mut prefixes)?;
         self.validate_phonebook(&mut prefixes)?;
         self.validate_simulated()?;
+        self.validate_peer_names()?;
+        Ok(())
+    }
+
+    /// Lines and trunks are all peers of the switch, found by name by dial-plan rules: one
+    /// name may not serve two of them.
+    fn validate_peer_names(&self) -> Result<(), ConfigError> {
+        let mut seen: HashMap<&str, String> = HashMap::new();
+        let all = self
+            .isdn
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name.as_str(), format!("isdn[{i}].name")))
+            .chain(
+                self.dect
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (d.name.as_str(), format!("dect[{i}].name"))),
+            )
+            .chain(
+                self.trunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.name.as_str(), format!("trunk[{i}].name"))),
+            );
+        for (name, key) in all {
+            if let Some(other) = seen.insert(name, key.clone()) {
+                return Err(ConfigError::invalid(
+                    key,
+                    name,
+                    format!(
+                        "is also the name of {other}; lines and trunks need names of their own"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
     /// Only simulated lines exist here; checked after everything else about the sections,
     /// which says more about a section written wrong.
     fn validate_simulated(&self) -> Result<(), ConfigError> {
+        // What the DECT driver itself checks (numbers, answer delays, base names), so that
+        // `mgw config check` finds it rather than the start; handset numbers are unique
+        // across bases too, since the switch routes them.
+        let mut numbers: HashMap<&str, usize> = HashMap::new();
+        for (i, d) in self.dect.iter().enumerate() {
+            if let Err(e) = crate::lines::dect_config(d).validate() {
+                return Err(ConfigError::invalid(
+                    format!("dect[{i}]"),
+                    &d.name,
+                    e.to_string(),
+                ));
+            }
+            for h in &d.handsets {
+                if let Some(other) = numbers.insert(&h.number, i) {
+                    return Err(ConfigError::invalid(
+                        format!("dect[{i}].handsets"),
+                        &h.number,
+                        format!(
+                            "is also a handset number of dect[{other}]; numbers must be unique"
+                        ),
+                    ));
+                }
+            }
+        }
         for (i, line) in self.isdn.iter().enumerate() {
             if !line.simulated {
                 return Err(ConfigError::invalid(
