@@ -532,5 +532,11 @@ fn slot_ssrc(session: u64, slot: usize) -> u32 {
 }
 
 fn log_fault(name: &str, f: &crate::line::Fault) {
-    log::warn!("line {name}: {f:?}");
+    use crate::line::Fault;
+    match f {
+        Fault::Layer1Up | Fault::SignallingUp | Fault::UnitUp(_) => {
+            log::info!("line {name}: {f:?}")
+        }
+        _ => log::warn!("line {name}: {f:?}"),
+    }
 }
