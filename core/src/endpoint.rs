@@ -214,7 +214,7 @@ impl<A: Clone> Endpoint<A> {
                 }
                 // An ACK for a 2xx: the call's.
                 Incoming::Ack => {
-                    self.calls.on_ack(&msg);
+                    self.calls.on_ack(&mut self.tx, &msg, now);
                     return self.flush_calls();
                 }
                 Incoming::Invalid(_) => Via::Stateless(origin.reply_to.clone()),

@@ -23,6 +23,9 @@ use mgw_media::sdp::CodecName;
 use mgw_media::session::{MediaOptions, Sessions};
 
 const REALM: &str = "mgw.test";
+const ALICE_SDP: &str =
+    "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+                         m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
 fn addr(last: u8) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, last], 5060))
@@ -263,15 +266,23 @@ impl Net {
 
     /// Alice's authenticated INVITE to `dialled` with `extra` headers and a PCMU offer.
     fn invite(&mut self, dialled: &str, extra: &str) -> String {
+        self.invite_with(dialled, extra, ALICE_SDP)
+    }
+
+    /// Like `invite` with `sdp` as the body (empty: a delayed offer).
+    fn invite_with(&mut self, dialled: &str, extra: &str, sdp: &str) -> String {
         let uri = format!("sip:{dialled}@{REALM}");
-        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
-                   m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let ct = if sdp.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
         let raw = |branch: u32, cseq: u32, auth: &str| {
             format!(
                 "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa{branch}\r\n\
                  Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: <{uri}>\r\n\
                  Call-ID: a-call\r\nCSeq: {cseq} INVITE\r\nContact: <sip:alice@192.0.2.10>\r\n\
-                 {extra}{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                 {extra}{auth}{ct}Content-Length: {}\r\n\r\n{sdp}",
                 sdp.len()
             )
         };
@@ -694,4 +705,50 @@ fn a_trunk_call_reaches_subscribers_only_and_a_challenge_never_reaches_the_calle
     n.answer(BOB, &to_bob, 407);
     let r = n.expect(ALICE, "SIP/2.0 403");
     assert!(r.contains("Reason: Q.850;cause=21"), "{r}");
+}
+
+#[test]
+fn a_delayed_offer_takes_the_offer_from_the_answer_and_the_answer_from_the_ack() {
+    let mut n = Net::new(false);
+    n.invite_with("201", "", "");
+    let to_bob = n.expect(BOB, "INVITE ");
+    assert!(
+        to_bob.ends_with("\r\n\r\n"),
+        "no SDP to the callee: {to_bob}"
+    );
+    n.answer(BOB, &to_bob, 200);
+    assert!(
+        n.take(BOB).iter().all(|m| !m.starts_with("ACK")),
+        "the callee's ACK waits for the caller's answer"
+    );
+    let ok = n.expect(ALICE, "SIP/2.0 200");
+    assert!(
+        ok.contains("m=audio") && ok.contains("c=IN IP4 192.0.2.1"),
+        "mgw's offer: {ok}"
+    );
+    let m = Message::parse(ok.as_bytes()).expect("well-formed test input");
+    let ack = format!(
+        "ACK sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKack9\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {}\r\nCall-ID: a-call\r\n\
+         CSeq: 2 ACK\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{ALICE_SDP}",
+        m.header(HeaderName::To).expect("well-formed test input"),
+        ALICE_SDP.len()
+    );
+    n.deliver(addr(ALICE), &ack);
+    let acks: Vec<String> = n
+        .take(BOB)
+        .into_iter()
+        .filter(|m| m.starts_with("ACK"))
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:#?}");
+    assert!(
+        acks[0].contains("m=audio") && acks[0].contains("c=IN IP4 192.0.2.1"),
+        "{}",
+        acks[0]
+    );
+    n.advance(Duration::from_secs(5));
+    assert!(
+        n.take(ALICE).iter().all(|m| !m.starts_with("SIP/2.0 200")),
+        "the caller's ACK stopped the 200's retransmissions"
+    );
 }

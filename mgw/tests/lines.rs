@@ -196,6 +196,29 @@ fn phone_calls_a_dect_handset_and_hears_its_echo() {
     }
 }
 
+/// A delayed offer (INVITE without SDP) to a DECT handset: mgw's 200 carries the offer, the
+/// phone's ACK the answer, and the echo comes back.
+#[test]
+fn delayed_offer_to_a_dect_handset() {
+    let s = gateway("lines-delayed", DECT);
+    let alice = Ua::new(sip(&s), "alice", "wonder");
+    let mut alice = alice;
+    let (mut leg, _) = alice.call("300", "");
+    let ok = response_for(&alice, &leg, 200);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    let body = String::from_utf8_lossy(&ok).into_owned();
+    assert!(
+        body.contains("PCMU/8000"),
+        "mgw offers what it can transcode to: {body}"
+    );
+    alice.confirm_with(&mut leg, &ok, &alice.sdp(&[PCMU]));
+    let to = leg.media.expect("media address in the 200");
+    let (share, packets) = tone_exchange(&alice, to, CodecName::Pcmu, 0, true);
+    assert!(packets > 40 && share > 0.5, "{packets} packets, {share:.3}");
+    alice.in_dialog(&mut leg, "BYE", None);
+    assert_eq!(status(&alice.response("BYE", 200)), 200);
+}
+
 /// A handset calls a SIP phone; the phone hears the handset's tone. Then a busy handset and
 /// a full base station give the right SIP answers.
 #[test]

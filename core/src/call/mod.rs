@@ -206,6 +206,11 @@ struct Call<A> {
     /// The 200 to the caller, retransmitted until its ACK.
     a_2xx: Option<(Arc<[u8]>, Duration, Instant)>,
     a_acked: bool,
+    /// RFC 3261 13.2.1 delayed offer: the caller's INVITE had no SDP, so the callee's 2xx
+    /// carries the offer and the caller's ACK the answer, which the callee gets in mgw's ACK
+    /// (`b_ack`, kept to answer the 2xx's retransmissions).
+    delayed: bool,
+    b_ack: Option<(A, Vec<u8>)>,
     sent_early_sdp: bool,
     pending: Option<Pending>,
     // Held for the call's life: dropping them frees the voice channels.
@@ -236,6 +241,10 @@ enum Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {
     ForkOffer,
+    /// The callee's offer in its 2xx (delayed offer), for the caller's 200.
+    DelayedOffer,
+    /// The caller's answer in its ACK (delayed offer), for the callee's ACK.
+    AckAnswer,
     EarlyAnswer(u16),
     FinalAnswer,
     RelayOffer,
@@ -598,6 +607,8 @@ impl<A: Clone> Calls<A> {
             winner: None,
             a_2xx: None,
             a_acked: false,
+            delayed: sdp.is_none(),
+            b_ack: None,
             sent_early_sdp: false,
             pending: None,
             permit: Some(permit),
@@ -635,13 +646,9 @@ impl<A: Clone> Calls<A> {
                     },
                 );
             }
-            None => self.fail(
-                tx,
-                key,
-                488,
-                "Not Acceptable Here: an INVITE without SDP (delayed offer) is not supported",
-                now,
-            ),
+            // Delayed offer: the callees are asked without SDP; the offer comes in the
+            // answer (RFC 3261 13.2.1) and is anchored then.
+            None => self.send_forks(tx, key, "", now),
         }
     }
 
@@ -833,7 +840,10 @@ impl<A: Clone> Calls<A> {
         match purpose {
             Purpose::ForkOffer => self.send_forks(tx, key, &sdp, now),
             Purpose::EarlyAnswer(status) => self.early_to_a(tx, key, status, &sdp, now),
-            Purpose::FinalAnswer => self.answer_a(tx, key, &sdp, wall_ms, now),
+            Purpose::FinalAnswer | Purpose::DelayedOffer => {
+                self.answer_a(tx, key, &sdp, wall_ms, now)
+            }
+            Purpose::AckAnswer => self.ack_callee(key, &sdp),
             Purpose::RelayOffer => self.relay_out(tx, key, &sdp, now),
             Purpose::RelayAnswer => self.relay_back(tx, key, &sdp, now),
             Purpose::Finish => {}
@@ -875,7 +885,7 @@ impl<A: Clone> Calls<A> {
                     ("Supported", supported),
                     ("User-Agent", &self.cfg.server),
                 ],
-                Some(("application/sdp", sdp.as_bytes())),
+                (!sdp.is_empty()).then_some(("application/sdp", sdp.as_bytes())),
             );
             fork.invite = buf.clone();
             if fork.auth.is_some() || !fork.alternates.is_empty() {
@@ -982,7 +992,7 @@ impl<A: Clone> Calls<A> {
             &via,
             &contact,
             &headers,
-            Some(("application/sdp", sdp.as_bytes())),
+            (!sdp.is_empty()).then_some(("application/sdp", sdp.as_bytes())),
         );
         fork.invite = buf.clone();
         let dest = fork.dialog.peer.clone();
@@ -1092,7 +1102,9 @@ impl<A: Clone> Calls<A> {
             let Some(call) = self.calls.get_mut(&key) else {
                 return;
             };
-            if has_sdp && !call.sent_early_sdp {
+            // With a delayed offer an SDP in a provisional would be the callee's offer, which
+            // only a reliable provisional may carry: it is relayed as plain ringing.
+            if has_sdp && !call.sent_early_sdp && !call.delayed {
                 call.sent_early_sdp = true;
                 let to_tag = call.forks[i].dialog.remote_tag.clone();
                 let sdp = String::from_utf8_lossy(msg.body).into_owned();
@@ -1106,9 +1118,20 @@ impl<A: Clone> Calls<A> {
             return self.provisional_to_a(tx, key, status, &reason, None, now);
         }
         if status < 300 {
-            // Every 2xx is acknowledged, even one that comes too late to win.
-            let (ack_from, invite) = (call.forks[i].dialog.clone(), call.forks[i].invite.clone());
-            self.ack(ack_from, &invite);
+            let waits_for_answer =
+                call.delayed && (call.winner == Some(i) || call.state == State::Ringing);
+            if waits_for_answer {
+                // Delayed offer: the winner's ACK carries the caller's answer, sent when the
+                // caller's ACK brings it; until then its 2xx retransmissions wait too.
+                if let Some((to, ack)) = call.b_ack.clone() {
+                    self.acks.push_back((to, ack));
+                }
+            } else {
+                // Every 2xx is acknowledged, even one that comes too late to win.
+                let (ack_from, invite) =
+                    (call.forks[i].dialog.clone(), call.forks[i].invite.clone());
+                self.ack(ack_from, &invite, None);
+            }
             let Some(call) = self.calls.get_mut(&key) else {
                 return;
             };
@@ -1139,6 +1162,17 @@ impl<A: Clone> Calls<A> {
                     "Not Acceptable Here: the answer has no SDP",
                     true,
                     now,
+                );
+            }
+            if call.delayed {
+                return self.ask_media(
+                    key,
+                    Purpose::DelayedOffer,
+                    MediaOp::Offer {
+                        from_tag: to_tag,
+                        sdp,
+                        transcode: true,
+                    },
                 );
             }
             return self.ask_media(key, Purpose::FinalAnswer, MediaOp::Answer { to_tag, sdp });
@@ -1395,13 +1429,50 @@ impl<A: Clone> Calls<A> {
     }
 
     /// An ACK for a 2xx (the transaction layer does not own those).
-    pub fn on_ack(&mut self, msg: &Message<'_>) {
+    pub fn on_ack(&mut self, tx: &mut TransactionLayer<A>, msg: &Message<'_>, now: Instant) {
         let Some((key, Side::A)) = self.dialog_of(msg) else {
             return;
         };
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.a_acked = true;
-            call.a_2xx = None;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let first = !call.a_acked;
+        call.a_acked = true;
+        call.a_2xx = None;
+        if !(call.delayed && first && call.b_ack.is_none()) {
+            return;
+        }
+        // Delayed offer: the caller's answer, for the callee's ACK.
+        if msg.body.is_empty() {
+            return self.end(
+                tx,
+                key,
+                488,
+                "Not Acceptable Here: the ACK has no SDP answer",
+                true,
+                now,
+            );
+        }
+        let to_tag = call.a.remote_tag.clone();
+        let sdp = String::from_utf8_lossy(msg.body).into_owned();
+        self.ask_media(key, Purpose::AckAnswer, MediaOp::Answer { to_tag, sdp });
+    }
+
+    /// Delayed offer: the callee's ACK with the caller's (anchored) answer.
+    fn ack_callee(&mut self, key: u64, sdp: &str) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(w) = call.winner else {
+            return;
+        };
+        let (d, invite) = (call.forks[w].dialog.clone(), call.forks[w].invite.clone());
+        let peer = d.peer.clone();
+        self.ack(d, &invite, Some(sdp));
+        if let Some(ack) = self.acks.back().map(|(_, b)| b.clone()) {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.b_ack = Some((peer, ack));
+            }
         }
     }
 
@@ -1633,7 +1704,7 @@ impl<A: Clone> Calls<A> {
             if let Some(d) = self.dialog_for(key, other) {
                 let mut d = d;
                 d.local_cseq = msg.cseq().map_or(d.local_cseq, |c| c.seq);
-                self.ack(d, &[]);
+                self.ack(d, &[], None);
             }
         }
         if status >= 300 {
@@ -1926,7 +1997,7 @@ impl<A: Clone> Calls<A> {
     }
 
     /// The ACK of a 2xx, sent straight to the peer (it is no transaction: RFC 3261 13.2.2.4).
-    fn ack(&mut self, mut d: Dialog<A>, invite: &[u8]) {
+    fn ack(&mut self, mut d: Dialog<A>, invite: &[u8], sdp: Option<&str>) {
         if let Ok(inv) = Message::parse(invite) {
             if let Some(c) = inv.cseq() {
                 d.local_cseq = c.seq;
@@ -1934,7 +2005,8 @@ impl<A: Clone> Calls<A> {
         }
         let via = self.via(d.reliable);
         let mut buf = Vec::with_capacity(512);
-        d.request(&mut buf, "ACK", &via, "", &[], None);
+        let body = sdp.map(|s| ("application/sdp", s.as_bytes()));
+        d.request(&mut buf, "ACK", &via, "", &[], body);
         self.acks.push_back((d.peer, buf));
     }
 

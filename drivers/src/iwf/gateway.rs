@@ -321,6 +321,8 @@ impl LineGateway {
         let _ = match progress {
             Progress::Proceeding => Ok(()),
             Progress::Alerting => self.ua.ringing(h, now),
+            // Early media needs the switch's offer to answer: without one it is ringing.
+            Progress::InbandInfo if self.calls[i].offer.is_none() => self.ua.ringing(h, now),
             Progress::InbandInfo => {
                 // Early media: the ring-back or announcement of the far end flows now.
                 let codec = self
@@ -336,11 +338,15 @@ impl LineGateway {
         };
     }
 
-    /// Our answer to the switch's offer in `codec`, noting where its RTP goes.
+    /// Our answer to the switch's offer in `codec`, noting where its RTP goes; with no offer,
+    /// our offer (the answer comes in the ACK).
     fn answer_sdp(&mut self, i: usize, codec: AudioCodec) -> Option<String> {
-        let offer = self.calls[i].offer.clone()?;
-        let (to, pt) = media::remote(offer.as_bytes(), codec)?;
         let (slot, id) = (self.calls[i].slot, self.calls[i].sdp_id);
+        let Some(offer) = self.calls[i].offer.clone() else {
+            self.calls[i].codec = Some(codec);
+            return Some(self.sdp_for(slot, codec, codec.payload_type(), id));
+        };
+        let (to, pt) = media::remote(offer.as_bytes(), codec)?;
         self.calls[i].codec = Some(codec);
         self.calls[i].remote = Some((to, pt));
         Some(self.sdp_for(slot, codec, pt, id))
@@ -462,17 +468,12 @@ impl LineGateway {
         sdp: Option<String>,
         now: Instant,
     ) {
-        let Some(sdp) = sdp else {
-            let _ = self.ua.reject(
-                h,
-                488,
-                "Not Acceptable Here: the line needs an SDP offer",
-                Some(Cause::BEARER_NOT_AVAILABLE.0),
-                now,
-            );
-            return;
-        };
-        let codecs = media::codecs(sdp.as_bytes());
+        // Without an offer (a delayed offer) the line offers its codec in the 200 and takes
+        // the switch's answer from the ACK.
+        let codecs = sdp
+            .as_deref()
+            .map(|s| media::codecs(s.as_bytes()))
+            .unwrap_or_default();
         let Some(slot) = self.free_slot() else {
             let (status, reason) = status_of_q850(Cause::NO_CIRCUIT.0);
             let _ = self
@@ -496,7 +497,7 @@ impl LineGateway {
                 slot,
                 codec: None,
                 remote: None,
-                offer: Some(sdp),
+                offer: sdp,
                 sdp_id: id,
                 rtp: RtpOut::new(slot_ssrc(id, slot)),
                 answered: false,

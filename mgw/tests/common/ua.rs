@@ -209,6 +209,12 @@ impl Ua {
     /// After a final response to our INVITE: the leg is confirmed (To tag, Contact) and the
     /// 2xx is ACKed (a failure is ACKed too, by its transaction's rules).
     pub fn confirm(&self, leg: &mut Leg, resp: &[u8]) {
+        self.confirm_with(leg, resp, "");
+    }
+
+    /// Like [`Ua::confirm`], the ACK carrying `answer` (the answer to a 2xx's offer, after an
+    /// INVITE without SDP).
+    pub fn confirm_with(&self, leg: &mut Leg, resp: &[u8], answer: &str) {
         let s = status(resp);
         let to = header(resp, "To").unwrap_or_default();
         let port = self.port();
@@ -232,8 +238,17 @@ impl Ua {
         leg.media = media_of(resp);
         self.send(&format!(
             "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-a{}-{};rport\r\n\
-             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            leg.target, self.n, leg.cseq, leg.local, leg.remote, leg.call_id, leg.cseq
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\n{}Content-Length: {}\r\n\r\n{}",
+            leg.target,
+            self.n,
+            leg.cseq,
+            leg.local,
+            leg.remote,
+            leg.call_id,
+            leg.cseq,
+            if answer.is_empty() { "" } else { "Content-Type: application/sdp\r\n" },
+            answer.len(),
+            answer
         ));
     }
 
