@@ -751,4 +751,12 @@ fn a_delayed_offer_takes_the_offer_from_the_answer_and_the_answer_from_the_ack()
         n.take(ALICE).iter().all(|m| !m.starts_with("SIP/2.0 200")),
         "the caller's ACK stopped the 200's retransmissions"
     );
+    // The callee's retransmitted 2xx gets the same ACK again.
+    n.answer(BOB, &to_bob, 200);
+    let again: Vec<String> = n
+        .take(BOB)
+        .into_iter()
+        .filter(|m| m.starts_with("ACK"))
+        .collect();
+    assert_eq!(again, acks);
 }

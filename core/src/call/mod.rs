@@ -1021,7 +1021,9 @@ impl<A: Clone> Calls<A> {
         let Some(status) = msg.status() else {
             return;
         };
-        if status >= 200 {
+        // A fork's 2xx may come again (a retransmission when the ACK was lost, RFC 6026): it
+        // stays known so that it is ACKed again; the call forgets it when it ends.
+        if status >= 300 || (status >= 200 && !matches!(role, Role::Fork(_))) {
             self.clients.remove(&id);
         }
         match role {
