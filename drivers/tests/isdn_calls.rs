@@ -94,19 +94,24 @@ struct Sim {
 
 impl Sim {
     fn new(config: IsdnTrunkConfig) -> Sim {
+        let mut sim = Sim::starting(config);
+        sim.run(100);
+        assert!(sim.saw(&LineEvent::Fault(Fault::SignallingUp)));
+        sim
+    }
+
+    /// The trunk as it is created: layer 1 up, SABME sent, the data link not yet up.
+    fn starting(config: IsdnTrunkConfig) -> Sim {
         let t0 = Instant::now();
         let trunk = IsdnTrunk::new(config, t0);
-        let mut sim = Sim {
+        Sim {
             trunk,
             t0,
             now: t0,
             log: Vec::new(),
             talk: BTreeMap::new(),
             heard: BTreeMap::new(),
-        };
-        sim.run(100);
-        assert!(sim.saw(&LineEvent::Fault(Fault::SignallingUp)));
-        sim
+        }
     }
 
     fn ms(&self) -> u64 {
@@ -313,6 +318,28 @@ fn outgoing_call_answered_with_audio_both_ways() {
         .log
         .iter()
         .any(|(_, e)| matches!(e, LineEvent::Released { .. })));
+}
+
+/// A call placed the moment the trunk starts, before its data link is up, waits for the link
+/// and goes through; one placed while establishment is failing is cleared when it fails.
+#[test]
+fn a_call_placed_while_the_link_comes_up_waits_for_it() {
+    let mut sim = Sim::starting(config(InterfaceKind::E1));
+    assert!(!sim.trunk.status().up);
+    let call = sim.setup("100").expect("held for the link");
+    sim.wait(
+        10_000,
+        |e| matches!(e, LineEvent::Answered { call: c, .. } if *c == call),
+    )
+    .expect("answered once the link is up");
+    assert!(sim.saw(&LineEvent::Fault(Fault::SignallingUp)));
+
+    let mut sim = Sim::starting(config(InterfaceKind::E1));
+    sim.simulate(SimCommand::Signalling { up: false });
+    let call2 = sim.setup("100").expect("held for the link");
+    let (_, cause) = sim.released(call2, 10_000).expect("cleared with the link");
+    assert_ne!(cause, Cause::NORMAL, "{:?}", sim.log);
+    assert!(!sim.trunk.status().up);
 }
 
 #[test]

@@ -245,6 +245,10 @@ pub struct CallControl {
     next_id: CallId,
     next_cr: u16,
     link_up: bool,
+    /// The data link is being established (SABME sent): a SETUP offered now is held and sent
+    /// once it is up (Q.931 §5.1.1 asks for the link before the SETUP, not instead of it).
+    link_pending: bool,
+    held: Vec<(CallId, Vec<u8>)>,
     link_cause: Cause,
     restart: Option<PendingRestart>,
     tx: VecDeque<Vec<u8>>,
@@ -268,6 +272,8 @@ impl CallControl {
             next_id: 1,
             next_cr: 1,
             link_up: false,
+            link_pending: false,
+            held: Vec::new(),
             link_cause: Cause::TEMPORARY_FAILURE,
             restart: None,
             tx: VecDeque::new(),
@@ -292,6 +298,12 @@ impl CallControl {
         self.link_up
     }
 
+    /// Told by the data link's owner whether establishment is under way, so that a call placed
+    /// in that moment (a gateway that has just started) waits for the link instead of failing.
+    pub fn set_link_pending(&mut self, pending: bool) {
+        self.link_pending = pending;
+    }
+
     pub fn state(&self, call: CallId) -> Option<CallState> {
         self.calls.get(&call).map(|c| c.state)
     }
@@ -308,7 +320,7 @@ impl CallControl {
 
     /// Places a call: picks a channel, sends SETUP and starts T303.
     pub fn setup(&mut self, req: SetupRequest, now: Instant) -> Result<CallId, Cause> {
-        if !self.link_up {
+        if !self.link_up && !self.link_pending {
             return Err(Cause::NETWORK_OUT_OF_ORDER);
         }
         let channel = match req.channel {
@@ -342,7 +354,11 @@ impl CallControl {
         msg.called = Some(req.called);
         msg.display = req.display;
         msg.sending_complete = true;
-        self.send(&msg);
+        if self.link_up {
+            self.send(&msg);
+        } else {
+            self.held.push((id, msg.encode()));
+        }
         let state = match self.side {
             Side::User => CallState::CallInitiated,
             Side::Network => CallState::CallPresent,
@@ -536,6 +552,13 @@ impl CallControl {
     /// DL-ESTABLISH indication or confirm.
     pub fn link_established(&mut self, _now: Instant) {
         self.link_up = true;
+        self.link_pending = false;
+        // SETUPs held for the link go first, for calls not cleared meanwhile.
+        for (id, bytes) in std::mem::take(&mut self.held) {
+            if self.calls.contains_key(&id) {
+                self.tx.push_back(bytes);
+            }
+        }
         // §5.8.8: calls that survived under T309 report their state to resynchronise.
         let waiting: Vec<CallId> = self
             .calls
@@ -558,6 +581,7 @@ impl CallControl {
         self.link_up = false;
         self.link_cause = cause;
         self.tx.clear();
+        self.held.clear();
         if let Some(r) = self.restart.take() {
             for c in r.channels {
                 self.channels.force_idle(c);

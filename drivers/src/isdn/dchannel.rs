@@ -8,7 +8,7 @@ use crate::line::Cause;
 
 use super::call::{CallControl, CallTimers};
 use super::channels::{HuntOrder, InterfaceKind};
-use super::q921::{DataLink, LinkConfig, LinkEvent, TEI_PRI};
+use super::q921::{DataLink, LinkConfig, LinkEvent, LinkState, TEI_PRI};
 use super::Side;
 
 /// A change of the signalling link as the layer above should hear of it.
@@ -58,6 +58,11 @@ impl DChannel {
 
     pub fn is_up(&self) -> bool {
         self.up
+    }
+
+    /// SABME is out and layer 1 is there: the link is expected up within T200 x N200.
+    pub fn is_establishing(&self) -> bool {
+        self.layer1 && self.link.state() == LinkState::AwaitingEstablishment
     }
 
     /// Brings the link up if this end is the one that does.
@@ -130,6 +135,7 @@ impl DChannel {
                 }
             }
             if !any {
+                self.calls.set_link_pending(self.is_establishing());
                 return;
             }
         }

@@ -520,7 +520,7 @@ impl Driver for IsdnTrunk {
 
     fn setup(&mut self, setup: Setup, now: Instant) -> Result<CallRef, Cause> {
         self.advance(now);
-        if !self.line.layer1_up() || !self.user.is_up() {
+        if !self.line.layer1_up() || !(self.user.is_up() || self.user.is_establishing()) {
             return Err(Cause::NETWORK_OUT_OF_ORDER);
         }
         let req = SetupRequest {
