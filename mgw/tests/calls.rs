@@ -320,3 +320,89 @@ fn voice_channel_limit_counts_both_directions() {
     );
     bob.confirm(&mut leg, &r);
 }
+
+/// Seeds 000/002 and `[emergency] route`: with the only licence held, another subscriber's
+/// ordinary call is refused but an emergency number goes through to the configured route
+/// (anchored, with the caller's main number as caller ID), without claiming a licence.
+#[test]
+fn emergency_call_without_a_licence_reaches_the_route() {
+    let server = Server::configure("calls-emergency", "");
+    let psap = Ua::new(server.sip(), "psap", "");
+    let csv = server.dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        "user,password,number\nalice,wonder,200\nbob,builder,201\n",
+    )
+    .expect("csv");
+    let text = std::fs::read_to_string(&server.config).expect("config");
+    let ports = 43000 + (std::process::id() % 8) * 100;
+    let text = format!(
+        "{text}[licences]\ntotal = 1\n[accounts]\nimport_csv = \"{}\"\n\
+         [emergency]\nnumbers = [\"110\", \"112\"]\nroute = \"sip:112@127.0.0.1:{}\"\n\
+         [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"{ports}-{}\"\n",
+        csv.display(),
+        psap.port(),
+        ports + 99
+    );
+    std::fs::write(&server.config, text).expect("config");
+    let s = server.start();
+    let mut alice = Ua::new(s.sip(), "alice", "wonder");
+    let mut bob = Ua::new(s.sip(), "bob", "builder");
+    alice.register();
+    bob.register();
+
+    // Alice's call takes the only licence.
+    let (mut a_leg, _) = answered_call(&mut alice, &bob, "201");
+    alice.in_dialog(&mut a_leg, "BYE", None);
+    assert_eq!(status(&alice.response("BYE", 200)), 200);
+    let bye = bob.request("BYE");
+    bob.ok(&bye, None);
+    assert_eq!(get(&s, "/api/v1/licences")["in_use"], 1);
+
+    // Bob has none: an ordinary call is refused and says why.
+    let offer = bob.sdp(&[(0, "PCMU/8000")]);
+    let (mut leg, _) = bob.call("200", &offer);
+    let r = bob.response("INVITE", 300);
+    assert_eq!(status(&r), 403, "{}", String::from_utf8_lossy(&r));
+    assert!(
+        String::from_utf8_lossy(&r).contains("no licence free"),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    bob.confirm(&mut leg, &r);
+
+    // 112 goes to the route, anchored on mgw's media.
+    let (mut leg, _) = bob.call("112", &offer);
+    let inv = psap.request("INVITE");
+    let text = String::from_utf8_lossy(&inv).to_string();
+    assert!(
+        text.starts_with(&format!("INVITE sip:112@127.0.0.1:{} ", psap.port())),
+        "{text}"
+    );
+    assert!(
+        header(&inv, "P-Asserted-Identity").is_some_and(|p| p.contains("201")),
+        "{text}"
+    );
+    let anchored = common::ua::media_of(&inv).expect("SDP in the INVITE");
+    assert!(
+        (ports..ports + 100).contains(&u32::from(anchored.port())),
+        "{text}"
+    );
+    let answer = psap.sdp(&[(0, "PCMU/8000")]);
+    let mut p_leg = psap.reply(&inv, 200, "OK", Some(&answer));
+    let ok = bob.response("INVITE", 200);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    bob.confirm(&mut leg, &ok);
+    let _ = psap.request("ACK");
+    let calls = get(&s, "/api/v1/calls");
+    assert_eq!(calls[0]["callee"], "112", "{calls}");
+    let l = get(&s, "/api/v1/licences");
+    assert_eq!(l["in_use"], 1, "{l}");
+    assert_eq!(l["holders"][0]["user"], "alice", "{l}");
+
+    // The emergency side hangs up.
+    psap.in_dialog(&mut p_leg, "BYE", None);
+    assert_eq!(status(&psap.response("BYE", 200)), 200);
+    let bye = bob.request("BYE");
+    bob.ok(&bye, None);
+}
