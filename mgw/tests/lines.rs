@@ -189,6 +189,7 @@ fn phone_calls_a_dect_handset_and_hears_its_echo() {
         let rows = cdrs.as_array().cloned().unwrap_or_default();
         if rows.len() == 2 {
             assert!(rows.iter().all(|r| r["codec_callee"] == "G722"), "{cdrs}");
+            assert!(rows.iter().all(|r| r["trunk"] == "base1"), "{cdrs}");
             break;
         }
         assert!(Instant::now() < deadline, "{cdrs}");
@@ -283,6 +284,40 @@ fn phone_calls_the_pstn_over_a_simulated_e1() {
     assert_eq!(status(&alice.response("BYE", 200)), 200);
     let lines = s.json("t", "GET", "/api/v1/drivers", "").1;
     assert!(lines.to_string().contains("isdn-e1"), "{lines}");
+}
+
+/// `[emergency] trunk`: 112 leaves by the PRI as dialled (no line prefix), the exchange's
+/// emergency desk answers and echoes; the active call and its record name the line.
+#[test]
+fn emergency_call_leaves_by_the_pri() {
+    let s = gateway(
+        "lines-emergency",
+        &format!("{ISDN}[emergency]\ntrunk = \"pri1\"\n"),
+    );
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    let (mut leg, _) = alice.call("112", &alice.sdp(&[PCMU]));
+    let ok = final_response(&alice, &mut leg);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    let to = leg.media.expect("media address in the 200");
+    let (share, packets) = tone_exchange(&alice, to, CodecName::Pcmu, PCMU.0, true);
+    assert!(packets > 40, "{packets} packets back");
+    assert!(share > 0.5, "the desk's echo at 1004 Hz: {share:.3}");
+    let calls = s.json("t", "GET", "/api/v1/calls", "").1;
+    assert_eq!(calls[0]["trunk"], "pri1", "{calls}");
+    alice.in_dialog(&mut leg, "BYE", None);
+    assert_eq!(status(&alice.response("BYE", 200)), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cdrs = s.json("t", "GET", "/api/v1/cdrs?callee=112", "").1;
+        if cdrs[0]["status"] == 200 {
+            assert_eq!(cdrs[0]["trunk"], "pri1", "{cdrs}");
+            assert_eq!(cdrs[0]["emergency"], true, "{cdrs}");
+            assert_eq!(cdrs[0]["direction"], "outbound", "{cdrs}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no call record: {cdrs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// PSTN failures reach the SIP caller as the right status with the line's Q.850 cause, and
@@ -427,11 +462,13 @@ fn narrowband_handset_with_opus_and_dect_to_pstn() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let cdrs = s.json("t", "GET", "/api/v1/cdrs?caller=310", "").1;
-        let done = cdrs
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["status"] == 200 && c["callee_user"] == "pri1");
+        let done = cdrs.as_array().into_iter().flatten().any(|c| {
+            // DECT to PSTN: the record names the line it came in from.
+            c["status"] == 200
+                && c["callee_user"] == "pri1"
+                && c["trunk"] == "base2"
+                && c["direction"] == "inbound"
+        });
         if done {
             break;
         }

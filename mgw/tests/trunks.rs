@@ -344,6 +344,20 @@ fn calls_out_by_prefix_and_phone_book_and_in_by_did() {
     bob.ok(&bye, None);
     let done = uac.wait().expect("sipp ends");
     assert!(done.success(), "the remote caller's call: {}", p.log());
+    // The records name the trunk both ways.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cdrs = s.json("t", "GET", "/api/v1/cdrs", "").1;
+        let rows = cdrs.as_array().cloned().unwrap_or_default();
+        if rows.len() >= 3 {
+            assert!(rows.iter().all(|r| r["trunk"] == "up1"), "{cdrs}");
+            let inbound = rows.iter().filter(|r| r["direction"] == "inbound").count();
+            assert_eq!(inbound, 1, "{cdrs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cdrs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

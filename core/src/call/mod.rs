@@ -122,6 +122,11 @@ pub struct CallRecord {
     pub callee_user: Option<String>,
     pub callee_account: Option<u32>,
     pub emergency: bool,
+    /// The line or trunk the call came in from (then `caller_user` is its name too) or left
+    /// by; `None` between subscribers and to a URI.
+    pub trunk: Option<String>,
+    /// The caller is a line or trunk, not a subscriber.
+    pub inbound: bool,
     pub started_ms: u64,
     pub answered_ms: Option<u64>,
     pub ended_ms: Option<u64>,
@@ -463,7 +468,7 @@ impl<A: Clone> Calls<A> {
             now,
         );
         let account = ctx.admission.directory.account(caller.account);
-        let record = CallRecord {
+        let mut record = CallRecord {
             id: name.clone(),
             caller_user: caller.user.to_string(),
             caller_number: caller.number.to_string(),
@@ -471,6 +476,8 @@ impl<A: Clone> Calls<A> {
             dialled: dialled.clone(),
             callee: number.clone(),
             emergency,
+            inbound: caller.id == crate::directory::LogOnId::MAX,
+            trunk: (caller.id == crate::directory::LogOnId::MAX).then(|| caller.user.to_string()),
             started_ms: ctx.wall_ms,
             ..CallRecord::default()
         };
@@ -494,6 +501,21 @@ impl<A: Clone> Calls<A> {
                 r => r,
             }
         };
+        let via = match &route {
+            Route::Trunk { name, .. } | Route::TrunkUri { name, .. } => Some(name.clone()),
+            // A number served by a line (a DECT handset) when no subscriber has it.
+            Route::Local(n) => self
+                .cfg
+                .peers
+                .serving(n)
+                .filter(|_| ctx.location.users_of_number(n).is_empty())
+                .map(|p| p.name.clone()),
+            _ => None,
+        };
+        // A transit call (line to line) keeps the one it came in from.
+        if record.trunk.is_none() {
+            record.trunk = via;
+        }
         let targets = match route {
             Route::Local(n) => self.local_targets(&n, ctx),
             Route::Uri(u) => uri_target(&u)
@@ -546,7 +568,6 @@ impl<A: Clone> Calls<A> {
             }
         };
         let (targets, callee_account, callee_channel) = targets;
-        let mut record = record;
         record.callee_account = callee_account;
         let main = account
             .as_ref()

@@ -272,6 +272,7 @@ impl ExchangeConfig {
     /// | `0307000000`  | rings 1 s, answers in silence, hangs up after 10 s (cause 16)        |
     /// | `0308000000`  | call rejected at once (cause 21)                                     |
     /// | `0309…`       | any number starting 0309: 3 in 4 answer and echo, 1 in 4 busy        |
+    /// | `110`, `112`, `911`, `999` | the emergency desk: rings 1 s, answers, echoes          |
     /// | anything else | unallocated number (cause 1)                                         |
     pub fn demo() -> ExchangeConfig {
         let echo = Behaviour::answer(3000, CallAudio::echo());
@@ -294,6 +295,11 @@ impl ExchangeConfig {
                     },
                 ),
                 NumberRule::exact("0300000000", echo.clone()),
+                // Emergency numbers as a gateway's `[emergency] trunk` sends them.
+                NumberRule::exact("110", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("112", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("911", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("999", Behaviour::answer(1000, CallAudio::echo())),
                 NumberRule::exact(
                     "0301000000",
                     Behaviour::answer(3000, CallAudio::Tone { hz: 1004 }),

@@ -1430,7 +1430,7 @@ fn drivers_table(v: &Value) -> String {
 
 fn calls_table(v: &Value) -> String {
     let mut table = Table::new(&[
-        "ID", "ACCOUNT", "CALLER", "DIALLED", "CALLEE", "STATE", "STARTED", "DURATION",
+        "ID", "ACCOUNT", "CALLER", "DIALLED", "CALLEE", "TRUNK", "STATE", "STARTED", "DURATION",
     ]);
     for c in items(v) {
         table.row(vec![
@@ -1439,6 +1439,7 @@ fn calls_table(v: &Value) -> String {
             text(field(c, "caller")),
             text(field(c, "dialled")),
             text(field(c, "callee")),
+            text(field(c, "trunk")),
             text(field(c, "state")),
             text(field(c, "started_at")),
             seconds(field(c, "duration_s")),
@@ -1464,6 +1465,7 @@ fn cdrs_table(v: &Value, with_account: bool) -> String {
         "CALLER",
         "CALLEE",
         "DIRECTION",
+        "TRUNK",
         "DURATION",
         "CAUSE",
         "STATUS",
@@ -1480,6 +1482,7 @@ fn cdrs_table(v: &Value, with_account: bool) -> String {
             text(field(c, "caller")),
             text(field(c, "callee")),
             text(field(c, "direction")),
+            text(field(c, "trunk")),
             if answered {
                 seconds(field(c, "duration_s"))
             } else {
@@ -2320,8 +2323,8 @@ mod tests {
         let cdrs = json!([
             {"id": 2, "account_id": 3, "caller": "0301234", "callee": "112", "direction": "out",
              "started_at": "S", "answered_at": "A", "ended_at": "E", "duration_s": 61, "cause": "normal", "status": 200},
-            {"id": 1, "account_id": null, "caller": "x", "callee": "y", "direction": "in",
-             "started_at": "S", "answered_at": null, "ended_at": "E", "duration_s": 0, "cause": "busy", "status": 486}
+            {"id": 1, "account_id": null, "caller": "x", "callee": "y", "direction": "inbound",
+             "trunk": "pri1", "started_at": "S", "answered_at": null, "ended_at": "E", "duration_s": 0, "cause": "busy", "status": 486}
         ]);
         let (_, calls) = run_script(
             "cdrs --limit 2 --caller +4930 --status 486",
@@ -2340,9 +2343,9 @@ mod tests {
         assert_eq!(calls[0].1, "/api/v1/cdrs?limit=2");
         assert_eq!(
             out,
-            "ID  ACCOUNT  STARTED  CALLER   CALLEE  DIRECTION  DURATION      CAUSE   STATUS\n\
-             2   3        S        0301234  112     out        61s           normal  200\n\
-             1   -        S        x        y       in         not answered  busy    486\n"
+            "ID  ACCOUNT  STARTED  CALLER   CALLEE  DIRECTION  TRUNK  DURATION      CAUSE   STATUS\n\
+             2   3        S        0301234  112     out        -      61s           normal  200\n\
+             1   -        S        x        y       inbound    pri1   not answered  busy    486\n"
         );
         let (out, calls) = run_script("account cdrs shop", vec![cdrs]);
         assert_eq!(calls[0].1, "/api/v1/accounts/shop/cdrs");

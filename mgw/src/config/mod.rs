@@ -313,6 +313,9 @@ pub struct EmergencyConfig {
     /// SIP URI emergency calls are sent to. Default: none (routed like any
     /// other number, but without needing a licence).
     pub route: Option<String>,
+    /// The `[[isdn]]` line or `[[trunk]]` emergency calls leave by, with the number as
+    /// dialled (the PSTN reaches the PSAP). Default: none. Exclusive with `route`.
+    pub trunk: Option<String>,
 }
 
 impl Default for EmergencyConfig {
@@ -323,6 +326,7 @@ impl Default for EmergencyConfig {
                 .map(|n| n.to_string())
                 .collect(),
             route: None,
+            trunk: None,
         }
     }
 }
@@ -909,7 +913,7 @@ impl Config {
         Ok(())
     }
 
-    /// The dial plan the call switch runs, from `[calls]` and `[emergency] route`.
+    /// The dial plan the call switch runs, from `[calls]` and `[emergency]`.
     pub fn dial_plan(&self) -> mgw_core::call::dialplan::DialPlan {
         use mgw_core::call::dialplan::{DialPlan, Normalize, Rule, Target};
         let target = |r: &DialRule| {
@@ -967,7 +971,14 @@ impl Config {
                 // with the trunks' peers, which the admin API changes at run time).
                 .chain(self.phonebook_rules())
                 .collect(),
-            emergency: self.emergency.route.clone().map(Target::Uri),
+            emergency: match (&self.emergency.route, &self.emergency.trunk) {
+                (Some(uri), _) => Some(Target::Uri(uri.clone())),
+                (None, Some(name)) => Some(Target::Trunk {
+                    name: name.clone(),
+                    prepend: String::new(),
+                }),
+                (None, None) => None,
+            },
         }
     }
 
@@ -1207,6 +1218,36 @@ impl Config {
                     "emergency.route",
                     route,
                     "must be a SIP URI starting with sip:, e.g. \"sip:112@192.0.2.10:5060\"",
+                ));
+            }
+        }
+        if let Some(name) = &self.emergency.trunk {
+            if self.emergency.route.is_some() {
+                return Err(ConfigError::invalid(
+                    "emergency.trunk",
+                    name,
+                    "set either emergency.route or emergency.trunk, not both",
+                ));
+            }
+            let known = self
+                .isdn
+                .iter()
+                .map(|l| &l.name)
+                .chain(self.trunks.iter().map(|t| &t.name));
+            if !known.clone().any(|n| n == name) {
+                let names: Vec<&str> = known.map(String::as_str).collect();
+                return Err(ConfigError::invalid(
+                    "emergency.trunk",
+                    name,
+                    if names.is_empty() {
+                        "names no [[isdn]] line or [[trunk]]: define one, or use emergency.route"
+                            .to_string()
+                    } else {
+                        format!(
+                            "must name an [[isdn]] line or a [[trunk]]: {}",
+                            names.join(", ")
+                        )
+                    },
                 ));
             }
         }

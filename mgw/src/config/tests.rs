@@ -610,6 +610,21 @@ fn error_bad_values() {
         "emergency.route",
         "sip:",
     );
+    invalid(
+        "[emergency]\ntrunk = \"pri9\"",
+        "emergency.trunk",
+        "names no [[isdn]] line or [[trunk]]",
+    );
+    invalid(
+        "[emergency]\ntrunk = \"pri9\"\n[[isdn]]\nname = \"pri1\"\nkind = \"e1-pri\"\nsimulated = true\n",
+        "emergency.trunk",
+        "pri1",
+    );
+    invalid(
+        "[emergency]\ntrunk = \"pri1\"\nroute = \"sip:112@192.0.2.1\"\n[[isdn]]\nname = \"pri1\"\nkind = \"e1-pri\"\nsimulated = true\n",
+        "emergency.trunk",
+        "not both",
+    );
 }
 
 #[test]

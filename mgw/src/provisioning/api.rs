@@ -286,7 +286,8 @@ fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json
         .prepare(
             "SELECT id, account_id, caller, callee, direction, started_ms, answered_ms, ended_ms,
                     cause, status, call_id, caller_user, callee_user, callee_account, dialled,
-                    emergency, q850, codec_caller, codec_callee, packets_caller, packets_callee
+                    emergency, q850, codec_caller, codec_callee, packets_caller, packets_callee,
+                    trunk
              FROM cdrs
              WHERE (?1 IS NULL OR account_id = ?1) AND (?3 IS NULL OR caller = ?3)
                AND (?4 IS NULL OR callee = ?4) AND (?5 IS NULL OR started_ms >= ?5)
@@ -324,6 +325,7 @@ fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json
                     "codec_callee": r.get::<_, Option<String>>(18)?,
                     "packets_from_caller": r.get::<_, Option<i64>>(19)?,
                     "packets_from_callee": r.get::<_, Option<i64>>(20)?,
+                    "trunk": r.get::<_, Option<String>>(21)?,
                 }))
             },
         )
@@ -353,6 +355,7 @@ pub fn call_routes(r: &mut Router, active: Arc<crate::store::calls::ActiveCalls>
                     "callee": c.callee,
                     "callee_account_id": c.callee_account,
                     "emergency": c.emergency,
+                    "trunk": c.trunk,
                     "state": if c.answered_ms.is_some() { "answered" } else { "ringing" },
                     "started_at": rfc3339(c.started_ms),
                     "answered_at": c.answered_ms.map(rfc3339),

@@ -147,9 +147,9 @@ fn insert(tx: &rusqlite::Transaction<'_>, r: &CallRecord) -> rusqlite::Result<()
         "INSERT INTO cdrs (account_id, caller, callee, direction, started_ms, answered_ms,
                            ended_ms, cause, status, call_id, caller_user, callee_user,
                            callee_account, dialled, emergency, q850, codec_caller, codec_callee,
-                           packets_caller, packets_callee)
-         VALUES (?1, ?2, ?3, 'outbound', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                 ?16, ?17, ?18, ?19)",
+                           packets_caller, packets_callee, trunk)
+         VALUES (?1, ?2, ?3, ?20, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                 ?16, ?17, ?18, ?19, ?21)",
         params![
             account,
             r.caller_number,
@@ -170,6 +170,8 @@ fn insert(tx: &rusqlite::Transaction<'_>, r: &CallRecord) -> rusqlite::Result<()
             r.media.codec_b,
             r.media.packets_a_to_b as i64,
             r.media.packets_b_to_a as i64,
+            if r.inbound { "inbound" } else { "outbound" },
+            r.trunk,
         ],
     )?;
     Ok(())

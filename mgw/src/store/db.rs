@@ -116,6 +116,10 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     );
     "#,
+    // 4: the line or trunk of a call record (issues 7 and 8).
+    r#"
+    ALTER TABLE cdrs ADD COLUMN trunk TEXT;
+    "#,
 ];
 
 /// Why the store could not be opened or used.
