@@ -406,3 +406,62 @@ fn emergency_call_without_a_licence_reaches_the_route() {
     let bye = bob.request("BYE");
     bob.ok(&bye, None);
 }
+
+/// Seed 003: the main number is every outgoing call's caller ID unless a caller-ID rule of
+/// the account presents another of its numbers; a rule added through the API applies to the
+/// next call.
+#[test]
+fn caller_id_rule_presents_another_number_of_the_account() {
+    let s = gateway("calls-callerid");
+    let accounts = get(&s, "/api/v1/accounts");
+    let id = accounts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["main_number"] == "200")
+        .and_then(|a| a["id"].as_u64())
+        .unwrap_or_else(|| panic!("alice's account: {accounts}"));
+    let (code, v) = s.json(
+        "t",
+        "POST",
+        &format!("/api/v1/accounts/{id}/numbers"),
+        r#"{"number":"210"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = s.json(
+        "t",
+        "POST",
+        &format!("/api/v1/accounts/{id}/caller-id-rules"),
+        r#"{"prefix":"201","present":"210"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+
+    // The same phones before and after the restart: their bindings outlive it.
+    let mut alice = Ua::new(s.sip(), "alice", "wonder");
+    let mut bob = Ua::new(s.sip(), "bob", "builder");
+    let mut dave = Ua::new(s.sip(), "dave", "dig");
+    bob.register();
+    dave.register();
+    let mut check = || {
+        for (callee, dialled, shown) in [(&bob, "201", "210"), (&dave, "202", "200")] {
+            let offer = alice.sdp(&[(0, "PCMU/8000")]);
+            let (mut leg, _) = alice.call(dialled, &offer);
+            let inv = callee.request("INVITE");
+            let text = String::from_utf8_lossy(&inv).to_string();
+            let pai = header(&inv, "P-Asserted-Identity").unwrap_or_default();
+            let from = header(&inv, "From").unwrap_or_default();
+            assert!(pai.contains(&format!("sip:{shown}@")), "{dialled}: {text}");
+            assert!(from.contains(&format!("sip:{shown}@")), "{dialled}: {text}");
+            callee.reply(&inv, 486, "Busy Here", None);
+            let r = alice.response("INVITE", 300);
+            assert_eq!(status(&r), 486);
+            alice.confirm(&mut leg, &r);
+        }
+    };
+    check();
+    // The rules are read back from the store at start.
+    let mut s = s;
+    s.stop();
+    s.spawn();
+    check();
+}

@@ -222,6 +222,9 @@ struct Call<A> {
     permit: Option<CallPermit>,
     callee_channel: Option<ChannelToken>,
     record: CallRecord,
+    /// The number callees are shown (From display and P-Asserted-Identity): the account's
+    /// main number, or the one its caller-ID rule for this callee presents.
+    caller_id: String,
     /// RFC 4028: the caller refreshes the session every `interval`; the last refresh.
     session: Option<(Duration, Instant)>,
     /// Client transactions of the call, to forget them with it.
@@ -635,6 +638,7 @@ impl<A: Clone> Calls<A> {
             permit: Some(permit),
             callee_channel,
             record,
+            caller_id,
             session: session.map(|d| (d, now)),
             clients: Vec::new(),
             a_100rel: msg
@@ -878,7 +882,7 @@ impl<A: Clone> Calls<A> {
         if call.state != State::Offering {
             return;
         }
-        let pai = format!("<sip:{}@{}>", call.record.caller_number, self.cfg.domain);
+        let pai = format!("<sip:{}@{}>", call.caller_id, self.cfg.domain);
         // Reliable provisionals only where the caller takes them too: mgw passes them on.
         let supported = if call.a_100rel {
             "100rel, replaces, timer"

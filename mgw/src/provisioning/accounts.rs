@@ -472,6 +472,7 @@ impl Provisioning {
             )?;
             Ok(id)
         })?;
+        self.sync_account(id)?;
         audit(format_args!(
             "account {id}: caller-ID rule {:?} -> {}",
             rule.prefix, rule.present
@@ -493,6 +494,10 @@ impl Provisioning {
             }
             Ok(id)
         })?;
+        self.sync_account(id)?;
+        audit(format_args!(
+            "account {id}: caller-ID rule {rule_id} removed"
+        ));
         self.get_account(&id.to_string())
     }
 

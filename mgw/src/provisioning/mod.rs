@@ -33,6 +33,9 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::db::Db;
 use crate::store::journal::{JournalOp, JournalSender};
 
+/// An account's caller-ID rules as the directory holds them: callee prefix -> number shown.
+type CallerIdRules = Vec<(Box<str>, Box<str>)>;
+
 pub type Result<T> = std::result::Result<T, ProvisionError>;
 
 /// The provisioning service; one per gateway, shared by the admin API threads.
@@ -99,6 +102,23 @@ impl Provisioning {
                 networks.entry(id).or_default().push(c);
             }
         }
+        let mut rules: std::collections::HashMap<u32, CallerIdRules> =
+            std::collections::HashMap::new();
+        let mut stmt =
+            conn.prepare("SELECT account_id, prefix, present FROM caller_id_rules ORDER BY id")?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (id, prefix, present) = row?;
+            rules
+                .entry(id)
+                .or_default()
+                .push((prefix.into(), present.into()));
+        }
         let mut accounts = 0;
         let mut stmt = conn.prepare(
             "SELECT a.id, a.name, a.state, a.channels, n.number FROM accounts a
@@ -116,8 +136,9 @@ impl Provisioning {
             let (id, name, state, channels, main) = row?;
             let state = AccountState::parse(&state).unwrap_or(AccountState::Disabled);
             let nets = networks.remove(&id).unwrap_or_default();
-            self.directory
-                .put_account(Account::new(id, &name, &main, state, channels, nets));
+            let mut account = Account::new(id, &name, &main, state, channels, nets);
+            account.caller_id_rules = rules.remove(&id).unwrap_or_default();
+            self.directory.put_account(account);
             accounts += 1;
         }
         let mut stale = Vec::new();
@@ -184,7 +205,8 @@ impl Provisioning {
         Ok(())
     }
 
-    /// Pushes account `id` and its log-ons from the store into the directory.
+    /// Pushes account `id` and its log-ons from the store into the directory (with its
+    /// caller-ID rules: the switch reads them at every outgoing call).
     fn sync_account(&self, id: u32) -> Result<()> {
         let conn = self.db.conn();
         self.sync_account_with(&conn, id)
@@ -215,8 +237,16 @@ impl Provisioning {
             .filter_map(|n| n.parse().ok())
             .collect();
         let state = AccountState::parse(&state).unwrap_or(AccountState::Disabled);
-        self.directory
-            .put_account(Account::new(id, &name, &main, state, channels, networks));
+        let mut account = Account::new(id, &name, &main, state, channels, networks);
+        let mut stmt = conn.prepare(
+            "SELECT prefix, present FROM caller_id_rules WHERE account_id = ?1 ORDER BY id",
+        )?;
+        account.caller_id_rules = stmt
+            .query_map([id], |r| {
+                Ok((r.get::<_, String>(0)?.into(), r.get::<_, String>(1)?.into()))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        self.directory.put_account(account);
         self.for_each_log_on(conn, Some(id), |_, _| {})
     }
 
