@@ -93,6 +93,16 @@ impl Refusal {
             Refusal::ChannelsBusy { .. } => (486, "Busy Here: all voice channels in use"),
         }
     }
+
+    /// The Q.850 cause a `Reason` header gives a gateway behind the caller, where one is
+    /// told: not for the refusals that must look exactly like bad credentials.
+    pub fn q850(&self) -> Option<u8> {
+        match self {
+            Refusal::NetworkNotAllowed | Refusal::NoAccount => None,
+            Refusal::AccountNotActive(_) | Refusal::NoLicence => Some(21),
+            Refusal::ChannelsBusy { .. } => Some(17),
+        }
+    }
 }
 
 /// An admitted call: it holds its voice channel until dropped.

@@ -570,10 +570,7 @@ impl<A: Clone> Endpoint<A> {
                 .admission
                 .outgoing(log_on, &dialled, origin.source.ip(), now_s)
             {
-                Err(refusal) => {
-                    let (code, reason) = refusal.status();
-                    return self.reply(msg, code, reason, &[], via, origin);
-                }
+                Err(refusal) => return self.refuse_call(msg, refusal, via, origin),
                 Ok(permit) => {
                     if let Via::Tx(id) = via {
                         let ctx = CallContext {
@@ -655,10 +652,7 @@ impl<A: Clone> Endpoint<A> {
         let (log_on, mut permit) = match self.cfg.admission.from_peer(peer, &calling, &dialled, own)
         {
             Ok(p) => p,
-            Err(refusal) => {
-                let (code, reason) = refusal.status();
-                return self.reply(msg, code, reason, &[], via, origin);
-            }
+            Err(refusal) => return self.refuse_call(msg, refusal, via, origin),
         };
         permit.peer_slot = Some(slot);
         let Via::Tx(id) = via else {
@@ -825,6 +819,21 @@ impl<A: Clone> Endpoint<A> {
     /// Answers a request that failed parsing or validation, copying what can be found of its
     /// Via, From, To, Call-ID and CSeq. Responses and messages without a Via are dropped: there
     /// is nobody to answer (RFC 3261 section 18.1.2 / 18.2.1).
+    /// An INVITE admission refused: the status names the cause, and a Q.850 `Reason` tells
+    /// a gateway behind the caller what to signal on its side.
+    fn refuse_call(
+        &mut self,
+        msg: &Message<'_>,
+        refusal: crate::admission::Refusal,
+        via: Via<A>,
+        origin: Origin<A>,
+    ) {
+        let (code, reason) = refusal.status();
+        let header = refusal.q850().map(crate::call::cause::reason_header);
+        let headers: Vec<(&str, &str)> = header.iter().map(|h| ("Reason", h.as_str())).collect();
+        self.reply(msg, code, reason, &headers, via, origin)
+    }
+
     fn refuse_unparsable(&mut self, bytes: &[u8], err: ParseError, origin: Origin<A>) {
         self.stats.malformed += 1;
         if bytes.starts_with(b"SIP/") {

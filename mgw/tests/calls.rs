@@ -296,6 +296,11 @@ fn voice_channel_limit_counts_both_directions() {
     let (mut leg, _) = alice.call("201", &offer);
     let r = alice.response("INVITE", 300);
     assert_eq!(status(&r), 486, "{}", String::from_utf8_lossy(&r));
+    assert!(
+        header(&r, "Reason").is_some_and(|v| v.contains("cause=17")),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     alice.confirm(&mut leg, &r);
     // Incoming to Alice's number while she talks: no channel either.
     let offer = bob.sdp(&[(0, "PCMU/8000")]);
@@ -369,6 +374,7 @@ fn emergency_call_without_a_licence_reaches_the_route() {
         "{}",
         String::from_utf8_lossy(&r)
     );
+    assert!(header(&r, "Reason").is_some_and(|v| v.contains("cause=21")));
     bob.confirm(&mut leg, &r);
 
     // 112 goes to the route, anchored on mgw's media.
