@@ -4,6 +4,7 @@
 //! records what it hears (the `sndfile` filter dumps the decoded audio to a WAV); each
 //! recording must be dominated by the other phone's tone, and the call record must name both
 //! codecs. The phones are driven over baresip's `ctrl_tcp` interface (dial, hang up, events).
+//! A second test has real phones call the simulated PSTN and a simulated DECT handset.
 //! Skips (passes with a note) when baresip or one of its modules is not installed.
 
 mod common;
@@ -647,6 +648,114 @@ fn baresip_pcmu_calls_baresip_opus_through_the_transcoder() {
         problems.join("\n"),
         logs(&alice, &bob)
     );
+}
+
+/// Real phones to the simulated hardware: an opus baresip calls the PSTN test number that
+/// plays 1 kHz (opus <-> A-law over the simulated E1), a PCMU baresip calls a DECT handset that
+/// echoes (PCMU <-> G.722 on the simulated base). Each recording must hold the far end's sound.
+#[test]
+fn baresip_calls_the_pstn_and_a_dect_handset() {
+    let Some(modules) = baresip_modules() else {
+        eprintln!("SKIPPED: baresip or one of its modules is not installed");
+        return;
+    };
+    let server = Server::configure("baresip-lines", "");
+    let csv = server.dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        "user,password,number,channels\ncarol,sing,202,\ndave,dig,203,\n",
+    )
+    .expect("csv");
+    let ports = 48800 + (std::process::id() % 8) * 100;
+    let config = std::fs::read_to_string(&server.config).expect("config");
+    std::fs::write(
+        &server.config,
+        format!(
+            "{config}[accounts]\nimport_csv = \"{}\"\n[media]\nbind = \"127.0.0.1\"\n\
+             rtp_ports = \"{ports}-{}\"\n\
+             [[isdn]]\nname = \"pri1\"\nkind = \"e1-pri\"\nsimulated = true\nprefix = \"0\"\n\
+             [[dect]]\nname = \"base1\"\nsimulated = true\n\
+             handsets = [{{ ipui = \"00077A1B2C\", number = \"300\" }}]\n",
+            csv.display(),
+            ports + 99
+        ),
+    )
+    .expect("config");
+    let server = server.start();
+    let mut problems = Vec::new();
+    for (user, password, codecs, sends, dial, expect, what) in [
+        (
+            "carol",
+            "sing",
+            "audio_codecs=opus/48000/2",
+            BOB_HZ,
+            "05551004",
+            ALICE_HZ,
+            "the PSTN's 1 kHz",
+        ),
+        (
+            "dave",
+            "dig",
+            "audio_codecs=PCMU/8000/1",
+            BOB_HZ,
+            "300",
+            BOB_HZ,
+            "the handset's echo",
+        ),
+    ] {
+        let mut phone = Phone::start(
+            user,
+            &modules,
+            &server.dir,
+            user,
+            password,
+            server.port,
+            codecs,
+            sends,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !registered(&server, &[user]) {
+            assert!(
+                Instant::now() < deadline,
+                "{user} did not register: {}",
+                phone.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let call = phone
+            .command("dial", dial)
+            .and_then(|r| {
+                if r["ok"] == true {
+                    Ok(())
+                } else {
+                    Err(format!("dial refused: {r}"))
+                }
+            })
+            .and_then(|()| phone.event("CALL_ESTABLISHED", Duration::from_secs(15)));
+        if let Err(e) = call {
+            panic!(
+                "{user} -> {dial} not established: {e}\n{}\n{}",
+                phone.log(),
+                server.log()
+            );
+        }
+        std::thread::sleep(TALK);
+        let hangup = phone
+            .command("hangup", "")
+            .and_then(|_| phone.event("CALL_CLOSED", Duration::from_secs(10)));
+        if let Err(e) = hangup {
+            panic!("{user}: hanging up failed: {e}\n{}", phone.log());
+        }
+        phone.quit();
+        if let Err(e) = check_tone(
+            &format!("{user} heard {what}"),
+            phone.recording("dec"),
+            expect,
+        ) {
+            problems.push(format!("{e}\n{}", phone.log()));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// The tone check itself: it must find a tone after silence, and reject a recording where the
