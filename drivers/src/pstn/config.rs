@@ -295,11 +295,6 @@ impl ExchangeConfig {
                     },
                 ),
                 NumberRule::exact("0300000000", echo.clone()),
-                // Emergency numbers as a gateway's `[emergency] trunk` sends them.
-                NumberRule::exact("110", Behaviour::answer(1000, CallAudio::echo())),
-                NumberRule::exact("112", Behaviour::answer(1000, CallAudio::echo())),
-                NumberRule::exact("911", Behaviour::answer(1000, CallAudio::echo())),
-                NumberRule::exact("999", Behaviour::answer(1000, CallAudio::echo())),
                 NumberRule::exact(
                     "0301000000",
                     Behaviour::answer(3000, CallAudio::Tone { hz: 1004 }),
@@ -339,6 +334,11 @@ impl ExchangeConfig {
                     "0309",
                     Behaviour::Weighted(vec![(3, echo), (1, Behaviour::Busy)]),
                 ),
+                // Emergency numbers as a gateway's `[emergency] trunk` sends them.
+                NumberRule::exact("110", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("112", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("911", Behaviour::answer(1000, CallAudio::echo())),
+                NumberRule::exact("999", Behaviour::answer(1000, CallAudio::echo())),
             ],
             ..ExchangeConfig::empty()
         }
@@ -418,6 +418,7 @@ mod tests {
         assert!(lines[0].starts_with("5551000: answers after 1000 ms"));
         assert!(lines[6].starts_with("0300000000: answers after 3000 ms"));
         assert!(lines[15].starts_with("0309*: 75%: answers"));
+        assert!(lines[17].starts_with("112: answers after 1000 ms"));
     }
 
     #[test]
