@@ -45,6 +45,9 @@ struct Net {
     inbox: HashMap<SocketAddr, VecDeque<Vec<u8>>>,
     events: Vec<CallEvent>,
     branch: u32,
+    /// While set, the media engine is slow: requests wait in `held` until it is cleared.
+    hold_media: bool,
+    held: Vec<mgw_core::call::MediaRequest>,
 }
 
 fn binding(contact: &str, source: SocketAddr) -> Binding {
@@ -161,6 +164,8 @@ impl Net {
             inbox: HashMap::new(),
             events: Vec::new(),
             branch: 0,
+            hold_media: false,
+            held: Vec::new(),
         }
     }
 
@@ -188,49 +193,66 @@ impl Net {
             while let Some(e) = self.ep.poll_call_event() {
                 self.events.push(e);
             }
+            if self.hold_media {
+                while let Some(req) = self.ep.poll_media() {
+                    self.held.push(req);
+                }
+            } else {
+                let held = std::mem::take(&mut self.held);
+                for req in held {
+                    self.serve_media(req);
+                    busy = true;
+                }
+            }
             while let Some(req) = self.ep.poll_media() {
                 busy = true;
-                let (relay, ports) = (&mut self.relay, &mut self.ports);
-                let result = match req.op {
-                    MediaOp::Offer {
-                        from_tag,
-                        sdp,
-                        transcode,
-                    } => {
-                        let options = MediaOptions {
-                            transcode: if transcode {
-                                vec![CodecName::Pcma, CodecName::Pcmu]
-                            } else {
-                                vec![]
-                            },
-                            ..MediaOptions::default()
-                        };
-                        self.sessions
-                            .offer(&req.call, &from_tag, &sdp, &options, relay, ports, self.now)
-                            .map(MediaResult::Sdp)
-                    }
-                    MediaOp::Answer { to_tag, sdp } => self
-                        .sessions
-                        .answer(
-                            &req.call,
-                            Some(&to_tag),
-                            &sdp,
-                            &MediaOptions::default(),
-                            relay,
-                            self.now,
-                        )
-                        .map(MediaResult::Sdp),
-                    MediaOp::Finish => self
-                        .sessions
-                        .delete(&req.call, relay, ports)
-                        .map(|_| MediaResult::Finished(MediaTotals::default())),
-                };
-                let result = result.unwrap_or_else(|e| MediaResult::Failed(e.to_string()));
-                self.ep.on_media(req.ticket, result, self.now);
+                self.serve_media(req);
             }
             if !busy {
                 return;
             }
+        }
+    }
+
+    fn serve_media(&mut self, req: mgw_core::call::MediaRequest) {
+        {
+            let (relay, ports) = (&mut self.relay, &mut self.ports);
+            let result = match req.op {
+                MediaOp::Offer {
+                    from_tag,
+                    sdp,
+                    transcode,
+                } => {
+                    let options = MediaOptions {
+                        transcode: if transcode {
+                            vec![CodecName::Pcma, CodecName::Pcmu]
+                        } else {
+                            vec![]
+                        },
+                        ..MediaOptions::default()
+                    };
+                    self.sessions
+                        .offer(&req.call, &from_tag, &sdp, &options, relay, ports, self.now)
+                        .map(MediaResult::Sdp)
+                }
+                MediaOp::Answer { to_tag, sdp } => self
+                    .sessions
+                    .answer(
+                        &req.call,
+                        Some(&to_tag),
+                        &sdp,
+                        &MediaOptions::default(),
+                        relay,
+                        self.now,
+                    )
+                    .map(MediaResult::Sdp),
+                MediaOp::Finish => self
+                    .sessions
+                    .delete(&req.call, relay, ports)
+                    .map(|_| MediaResult::Finished(MediaTotals::default())),
+            };
+            let result = result.unwrap_or_else(|e| MediaResult::Failed(e.to_string()));
+            self.ep.on_media(req.ticket, result, self.now);
         }
     }
 
@@ -355,15 +377,16 @@ impl Net {
         self.deliver(addr(who), &raw);
     }
 
-    /// Alice ACKs the 2xx `ok`.
+    /// Alice ACKs the 2xx `ok` (to her INVITE or a re-INVITE: the CSeq is the 2xx's).
     fn ack(&mut self, ok: &str) {
         let m = Message::parse(ok.as_bytes()).expect("well-formed test input");
         let raw = format!(
             "ACK sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKack{}\r\n\
              Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {}\r\nCall-ID: a-call\r\n\
-             CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+             CSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
             self.branch,
-            m.header(HeaderName::To).expect("well-formed test input")
+            m.header(HeaderName::To).expect("well-formed test input"),
+            m.cseq().map_or(2, |c| c.seq)
         );
         self.deliver(addr(ALICE), &raw);
     }
@@ -417,6 +440,7 @@ fn session_timer_granted_refreshed_and_enforced() {
     n.refresh(&ok);
     let r = n.expect(ALICE, "SIP/2.0 200");
     assert!(r.contains("Session-Expires: 120"), "{r}");
+    n.ack(&r);
     n.advance(Duration::from_secs(60));
     assert!(n.take(BOB).iter().all(|m| !m.starts_with("BYE")));
     // Then silence: BYE to both before the interval ends (RFC 4028 section 10).
@@ -759,4 +783,88 @@ fn a_delayed_offer_takes_the_offer_from_the_answer_and_the_answer_from_the_ack()
         .filter(|m| m.starts_with("ACK"))
         .collect();
     assert_eq!(again, acks);
+}
+
+/// RFC 4028 with real refreshes: a caller's re-INVITE with a new offer keeps its timer (the
+/// 2xx carries Session-Expires); a re-INVITE without an offer gets mgw's offer in the 2xx
+/// (RFC 3261 14.2), retransmitted until the ACK; a caller without `timer` gets no timer.
+#[test]
+fn refreshes_with_and_without_an_offer() {
+    let mut n = Net::new(false);
+    let ok = n.answered("Supported: timer\r\nSession-Expires: 120\r\n");
+    let offered = ok.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    assert!(offered.starts_with("v=0"), "{ok}");
+
+    // A re-INVITE without SDP: mgw's last SDP to Alice, retransmitted until her ACK.
+    n.advance(Duration::from_secs(10));
+    n.refresh(&ok);
+    let r = n.expect(ALICE, "SIP/2.0 200");
+    assert!(r.contains("Session-Expires: 120"), "{r}");
+    assert!(r.ends_with(&offered), "the same session offered again: {r}");
+    n.advance(Duration::from_millis(600));
+    n.expect(ALICE, "SIP/2.0 200");
+    n.ack(&r);
+    n.advance(Duration::from_secs(5));
+    assert!(n.take(ALICE).is_empty(), "no retransmission after the ACK");
+
+    // A re-INVITE with a new offer (hold): relayed to Bob, and the 2xx keeps the timer.
+    let m = Message::parse(ok.as_bytes()).expect("well-formed test input");
+    n.branch += 1;
+    let hold = format!("{}a=sendonly\r\n", ALICE_SDP.replace("o=- 1 1", "o=- 1 2"));
+    let raw = format!(
+        "INVITE sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKh{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {}\r\nCall-ID: a-call\r\n\
+         CSeq: 40 INVITE\r\nContact: <sip:alice@192.0.2.10>\r\nSupported: timer\r\n\
+         Session-Expires: 120\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+        n.branch,
+        m.header(HeaderName::To).expect("well-formed test input"),
+        hold.len()
+    );
+    n.deliver(addr(ALICE), &raw);
+    let to_bob = n.expect(BOB, "INVITE ");
+    n.answer(BOB, &to_bob, 200);
+    let r = n.expect(ALICE, "SIP/2.0 200");
+    assert!(r.contains("Session-Expires: 120;refresher=uac"), "{r}");
+    assert!(r.contains("CSeq: 40 INVITE"), "{r}");
+    n.ack(&r);
+    // Refreshed at 10 s and at the hold: no BYE before the interval from the hold runs out.
+    n.advance(Duration::from_secs(90));
+    assert!(n.take(BOB).iter().all(|m| !m.starts_with("BYE")));
+
+    // Without `Supported: timer` there is no timer to enforce.
+    let mut n = Net::new(false);
+    let ok = n.answered("Session-Expires: 120\r\n");
+    assert!(!ok.contains("Session-Expires"), "{ok}");
+    n.advance(Duration::from_secs(600));
+    assert!(n.take(BOB).iter().all(|m| !m.starts_with("BYE")));
+}
+
+/// The caller cancels in the moment between the callee's 200 and the media answer: the
+/// caller gets 487, and the callee, already in the call, a BYE.
+#[test]
+fn cancel_while_the_answer_is_anchored_hangs_up_the_callee() {
+    let mut n = Net::new(false);
+    let invite = n.invite("201", "");
+    let inv = n.expect(BOB, "INVITE ");
+    n.hold_media = true;
+    n.answer(BOB, &inv, 200);
+    n.take(BOB);
+    let m = Message::parse(invite.as_bytes()).expect("well-formed test input");
+    let mut cancel = Vec::new();
+    assert!(mgw_core::sip::builder::cancel_for(&mut cancel, &m));
+    n.deliver(addr(ALICE), &String::from_utf8_lossy(&cancel));
+    let replies = n.take(ALICE);
+    assert!(
+        replies.iter().any(|r| r.starts_with("SIP/2.0 487")),
+        "{replies:#?}"
+    );
+    n.expect(BOB, "BYE ");
+    n.hold_media = false;
+    n.pump();
+    let late = n.take(ALICE);
+    assert!(
+        late.iter().all(|r| !r.starts_with("SIP/2.0 200")),
+        "no 200 to the INVITE after its 487: {late:#?}"
+    );
+    assert_eq!(n.ended().len(), 1);
 }

@@ -119,13 +119,18 @@ pub fn serve(config_path: Option<&Path>) -> ExitCode {
         std::env::var("RUST_LOG").ok().as_deref(),
     )
     .install();
+    crate::logger::hold();
 
     if let Err(e) = config.prepare_store_dir() {
+        crate::logger::discard();
         return config_failure(&e);
     }
     let admin = match AdminHandle::start_from_config(&config.admin) {
         Ok(a) => a,
-        Err(e) => return config_failure(&e),
+        Err(e) => {
+            crate::logger::discard();
+            return config_failure(&e);
+        }
     };
     if config.admin.uses_default_token() {
         log::warn!(
@@ -138,9 +143,11 @@ pub fn serve(config_path: Option<&Path>) -> ExitCode {
         Ok(g) => g,
         Err(e) => {
             admin.shutdown();
+            crate::logger::discard();
             return startup_failure(&e);
         }
     };
+    crate::logger::release();
     admin.set_ready(true);
     print_banner(&config, config_path, admin.local_addr());
 

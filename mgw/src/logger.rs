@@ -7,7 +7,36 @@
 
 use log::{LevelFilter, Log, Metadata, Record};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Records logged while start-up is on hold: a start that fails prints its one-line reason and
+/// nothing else (the interface promises one line), a start that succeeds prints them all.
+static HOLDING: AtomicBool = AtomicBool::new(false);
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// From here on, records wait in memory until [`release`] or [`discard`].
+pub fn hold() {
+    HOLDING.store(true, Ordering::SeqCst);
+}
+
+/// Start-up succeeded: what was held goes to stderr, in order, and records flow again.
+pub fn release() {
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    HOLDING.store(false, Ordering::SeqCst);
+    let mut err = std::io::stderr().lock();
+    for line in held.drain(..) {
+        let _ = err.write_all(line.as_bytes());
+    }
+}
+
+/// Start-up failed: the held records are dropped (the failure's own line says why).
+pub fn discard() {
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    HOLDING.store(false, Ordering::SeqCst);
+    held.clear();
+}
 
 pub struct Logger {
     default: LevelFilter,
@@ -92,6 +121,14 @@ impl Log for Logger {
             record.target(),
             record.args()
         );
+        if HOLDING.load(Ordering::SeqCst) {
+            let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+            // Checked again under the lock: `release` may have run meanwhile.
+            if HOLDING.load(Ordering::SeqCst) {
+                held.push(line);
+                return;
+            }
+        }
         // One write per record so lines from different threads don't mix.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }

@@ -216,6 +216,43 @@ fn serve_rejects_admin_port_in_use() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// interface.md: a port in use is a non-zero exit with one line on stderr, whichever listener
+/// it is; start-up's log lines are held back until the start succeeds.
+#[test]
+fn serve_rejects_sip_and_ng_ports_in_use() {
+    let dir = tmp_dir("sipinuse");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let taken = udp.local_addr().expect("addr");
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_tcp = tcp.local_addr().expect("addr");
+    for (listen, ng, key) in [
+        (format!("udp:{taken}"), String::new(), "sip.listen"),
+        (format!("tcp:{taken_tcp}"), String::new(), "sip.listen"),
+        (
+            "udp:127.0.0.1:0".to_string(),
+            format!("[media]\nng_listen = \"{taken}\"\n"),
+            "ng_listen",
+        ),
+    ] {
+        let path = dir.join("mgw.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[sip]\nlisten = [\"{listen}\"]\ndomain = \"mgw.test\"\n\
+                 [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"admin-secret\"\n\
+                 [store]\ndir = \"{}\"\n{ng}",
+                dir.join("store").display()
+            ),
+        )
+        .expect("config");
+        let out = run(&["serve", "--config", path.to_str().expect("utf8")]);
+        assert_ne!(out.status.code(), Some(0), "{listen} {ng}");
+        let err = one_line_stderr(&out);
+        assert!(err.contains(key) && err.contains("in use"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn serve_is_healthy_then_stops_cleanly_on_sigterm() {
     let dir = tmp_dir("serve");

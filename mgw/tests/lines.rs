@@ -392,6 +392,31 @@ fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
     alice.ok(&bye, None);
     let reason = header(&bye, "Reason").unwrap_or_default();
     assert!(reason.contains("cause=16"), "{reason}");
+    // The DID call is in the traffic detail of the account that received it.
+    let accounts = s.json("t", "GET", "/api/v1/accounts", "").1;
+    let id = accounts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["main_number"] == "200")
+        .and_then(|a| a["id"].as_u64())
+        .expect("alice's account");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cdrs = s
+            .json("t", "GET", &format!("/api/v1/accounts/{id}/cdrs"), "")
+            .1;
+        if cdrs[0]["caller"] == "0301234567" {
+            assert_eq!(cdrs[0]["direction"], "inbound", "{cdrs}");
+            assert_eq!(cdrs[0]["trunk"], "pri1", "{cdrs}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no record of the DID call: {cdrs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let (mut leg, _) = alice.call("05551000", &alice.sdp(&[PCMU]));
     let ok = final_response(&alice, &mut leg);

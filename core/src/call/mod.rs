@@ -225,6 +225,11 @@ struct Call<A> {
     /// The number callees are shown (From display and P-Asserted-Identity): the account's
     /// main number, or the one its caller-ID rule for this callee presents.
     caller_id: String,
+    /// The SDP mgw last sent to each side (`[A, B]`): the offer in the 2xx to a re-INVITE
+    /// that came without one (RFC 3261 14.2).
+    last_sdp: [Option<String>; 2],
+    /// The 2xx mgw gave a re-INVITE, retransmitted until its ACK (RFC 3261 13.3.1.4).
+    re_2xx: Option<Reinvite2xx>,
     /// RFC 4028: the caller refreshes the session every `interval`; the last refresh.
     session: Option<(Duration, Instant)>,
     /// Client transactions of the call, to forget them with it.
@@ -235,6 +240,17 @@ struct Call<A> {
     a_100rel: bool,
     a_rseq: u32,
     a_unacked_1xx: Option<(Arc<[u8]>, Duration, Instant)>,
+}
+
+/// A 2xx to a re-INVITE awaiting its ACK.
+#[derive(Clone)]
+struct Reinvite2xx {
+    /// The side that sent the re-INVITE, and its CSeq.
+    side: Side,
+    cseq: u32,
+    bytes: Arc<[u8]>,
+    interval: Duration,
+    give_up: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +279,8 @@ enum Purpose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
     Retransmit2xx,
+    /// The 2xx to a re-INVITE, until its ACK.
+    RetransmitRe2xx,
     /// A reliable provisional response to the caller, until its PRACK (RFC 3262 3).
     Retransmit1xx,
     NoAnswer,
@@ -639,6 +657,8 @@ impl<A: Clone> Calls<A> {
             callee_channel,
             record,
             caller_id,
+            last_sdp: [None, None],
+            re_2xx: None,
             session: session.map(|d| (d, now)),
             clients: Vec::new(),
             a_100rel: msg
@@ -688,6 +708,11 @@ impl<A: Clone> Calls<A> {
             .and_then(|v| v.split(';').next())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let min = self.cfg.min_se.as_secs();
+        // RFC 4028 9: a caller without `timer` cannot be the refresher, and mgw does not
+        // refresh towards it, so such a call has no session timer at all.
+        if !supports {
+            return Ok(None);
+        }
         match asked {
             Some(a) if a < min => Err(min),
             Some(a) => Ok(Some(Duration::from_secs(a))),
@@ -885,11 +910,14 @@ impl<A: Clone> Calls<A> {
         let pai = format!("<sip:{}@{}>", call.caller_id, self.cfg.domain);
         // Reliable provisionals only where the caller takes them too: mgw passes them on.
         let supported = if call.a_100rel {
-            "100rel, replaces, timer"
+            "100rel, replaces"
         } else {
-            "replaces, timer"
+            "replaces"
         };
         let n = call.forks.len();
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.last_sdp[1] = (!sdp.is_empty()).then(|| sdp.to_string());
+        }
         for i in 0..n {
             let reliable = self.calls[&key].forks[i].dialog.reliable;
             let via = self.via(reliable);
@@ -984,9 +1012,9 @@ impl<A: Clone> Calls<A> {
         let via = self.via(reliable);
         let contact = self.contact(reliable);
         let supported = if self.calls.get(&key).is_some_and(|c| c.a_100rel) {
-            "100rel, replaces, timer"
+            "100rel, replaces"
         } else {
-            "replaces, timer"
+            "replaces"
         };
         let mut buf = std::mem::take(&mut self.buf);
         let Some(fork) = self.calls.get_mut(&key).and_then(|c| c.forks.get_mut(i)) else {
@@ -1429,6 +1457,7 @@ impl<A: Clone> Calls<A> {
                 .push(Reverse((now + d, key, TimerKind::SessionExpiry)));
         }
         call.state = State::Established;
+        call.last_sdp[0] = Some(sdp.to_string());
         call.a_2xx = Some((Arc::from(bytes), t1, now + t1 * 64));
         let name = call.name.clone();
         self.invites.remove(&tx_id);
@@ -1457,12 +1486,24 @@ impl<A: Clone> Calls<A> {
 
     /// An ACK for a 2xx (the transaction layer does not own those).
     pub fn on_ack(&mut self, tx: &mut TransactionLayer<A>, msg: &Message<'_>, now: Instant) {
-        let Some((key, Side::A)) = self.dialog_of(msg) else {
+        let Some((key, side)) = self.dialog_of(msg) else {
             return;
         };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        let cseq = msg.cseq().map(|c| c.seq);
+        if call
+            .re_2xx
+            .as_ref()
+            .is_some_and(|r| r.side == side && Some(r.cseq) == cseq)
+        {
+            call.re_2xx = None;
+            return;
+        }
+        if side != Side::A {
+            return;
+        }
         let first = !call.a_acked;
         call.a_acked = true;
         call.a_2xx = None;
@@ -1496,6 +1537,9 @@ impl<A: Clone> Calls<A> {
         let (d, invite) = (call.forks[w].dialog.clone(), call.forks[w].invite.clone());
         let peer = d.peer.clone();
         self.ack(d, &invite, Some(sdp));
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.last_sdp[1] = Some(sdp.to_string());
+        }
         if let Some(ack) = self.acks.back().map(|(_, b)| b.clone()) {
             if let Some(call) = self.calls.get_mut(&key) {
                 call.b_ack = Some((peer, ack));
@@ -1519,8 +1563,22 @@ impl<A: Clone> Calls<A> {
         if matches!(call.state, State::Established | State::Ending) {
             return true;
         }
-        self.fail(tx, key, 487, "Request Terminated", now);
+        self.abandon(tx, key, cause::q850_of_status(487), now);
         true
+    }
+
+    /// The caller gave up (CANCEL, or BYE on an early dialog): 487 to it, CANCEL to the forks
+    /// ringing, and BYE to a callee that already answered while its media answer was pending.
+    fn abandon(&mut self, tx: &mut TransactionLayer<A>, key: u64, q850: u8, now: Instant) {
+        let answering = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.state == State::Answering);
+        if answering {
+            self.cancel_forks(tx, key, None, now);
+            return self.end(tx, key, 487, "Request Terminated", false, now);
+        }
+        self.fail_with(tx, key, 487, "Request Terminated", q850, now);
     }
 
     /// An in-dialog request (server transaction `tx_id`) for a call of this worker.
@@ -1550,13 +1608,12 @@ impl<A: Clone> Calls<A> {
                     .unwrap_or(16);
                 // A BYE before the answer ends the early dialog like a CANCEL: the forks are
                 // cancelled and the caller's INVITE gets its final answer (RFC 3261 15).
-                let early = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| matches!(c.state, State::Offering | State::Ringing));
+                let early = self.calls.get(&key).is_some_and(|c| {
+                    matches!(c.state, State::Offering | State::Ringing | State::Answering)
+                });
                 if early {
                     if side == Side::A {
-                        return self.fail_with(tx, key, 487, "Request Terminated", q, now);
+                        return self.abandon(tx, key, q, now);
                     }
                     // The callee gave up before answering: like its failure response.
                     return self.fail_with(tx, key, 480, "Temporarily Unavailable", q, now);
@@ -1605,17 +1662,58 @@ impl<A: Clone> Calls<A> {
                     );
                 }
                 if msg.body.is_empty() {
-                    // Nothing to anchor: a refresh (session timer) is answered here.
+                    // Nothing to anchor: a refresh (session timer) is answered here. Only the
+                    // caller's leg has a timer (mgw offers none to callees), so a callee's
+                    // refresh is answered without one.
                     let se = self
                         .calls
                         .get(&key)
+                        .filter(|_| side == Side::A)
                         .and_then(|c| Self::session_headers(c.session.map(|s| s.0)));
-                    let headers: Vec<(&str, &str)> = match &se {
+                    let contact = self.contact(false);
+                    let mut headers: Vec<(&str, &str)> = match &se {
                         Some((v, r)) => vec![("Session-Expires", v.as_str()), ("Require", r)],
                         None => Vec::new(),
                     };
-                    return self
-                        .reply_to(tx, tx_id, msg, source, &tag, 200, "OK", &headers, None, now);
+                    // A re-INVITE without an offer asks for one in the 2xx (RFC 3261 14.2):
+                    // the session as mgw last described it to that side, unchanged. An
+                    // UPDATE without a body has no offer to answer.
+                    let offer = (method == Method::Invite)
+                        .then(|| {
+                            self.calls
+                                .get(&key)
+                                .and_then(|c| c.last_sdp[side_index(side)].clone())
+                        })
+                        .flatten();
+                    if offer.is_some() {
+                        headers.push(("Contact", &contact));
+                    }
+                    if method == Method::Invite {
+                        return self.reply_reinvite(
+                            tx,
+                            key,
+                            side,
+                            tx_id,
+                            msg,
+                            source,
+                            &tag,
+                            &headers,
+                            offer.as_deref(),
+                            now,
+                        );
+                    }
+                    return self.reply_to(
+                        tx,
+                        tx_id,
+                        msg,
+                        source,
+                        &tag,
+                        200,
+                        "OK",
+                        &headers,
+                        offer.as_deref(),
+                        now,
+                    );
                 }
                 let from_tag = msg.from().and_then(|f| f.tag()).unwrap_or("").to_string();
                 if let Some(call) = self.calls.get_mut(&key) {
@@ -1696,6 +1794,9 @@ impl<A: Clone> Calls<A> {
         let dest = d.peer.clone();
         let reliable = d.reliable;
         self.store_dialog(key, other_side(from), d);
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.last_sdp[side_index(other_side(from))] = Some(sdp.to_string());
+        }
         match tx.send_request(buf, dest, reliable, now) {
             Ok(id) => {
                 self.track(id, key, Role::Relay);
@@ -1765,21 +1866,51 @@ impl<A: Clone> Calls<A> {
         let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending.take()) else {
             return;
         };
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.last_sdp[side_index(p.from)] = Some(sdp.to_string());
+        }
         let tag = self.local_tag(key, p.from);
         let contact = self.contact(false);
+        // A caller's refresh with a new offer keeps its session timer: a 2xx without
+        // Session-Expires would turn it off at the caller while mgw still enforces it.
+        let se = self
+            .calls
+            .get(&key)
+            .filter(|_| p.from == Side::A)
+            .and_then(|c| Self::session_headers(c.session.map(|s| s.0)));
+        let mut headers: Vec<(&str, &str)> = vec![("Contact", &contact)];
+        if let Some((v, r)) = &se {
+            headers.push(("Session-Expires", v.as_str()));
+            headers.push(("Require", r));
+        }
         if let Ok(m) = Message::parse(&p.request) {
-            self.reply_to(
-                tx,
-                p.server_tx,
-                &m,
-                p.source,
-                &tag,
-                200,
-                "OK",
-                &[("Contact", &contact)],
-                Some(sdp),
-                now,
-            );
+            if p.method == "INVITE" {
+                self.reply_reinvite(
+                    tx,
+                    key,
+                    p.from,
+                    p.server_tx,
+                    &m,
+                    p.source,
+                    &tag,
+                    &headers,
+                    Some(sdp),
+                    now,
+                );
+            } else {
+                self.reply_to(
+                    tx,
+                    p.server_tx,
+                    &m,
+                    p.source,
+                    &tag,
+                    200,
+                    "OK",
+                    &headers,
+                    Some(sdp),
+                    now,
+                );
+            }
         }
     }
 
@@ -2140,6 +2271,45 @@ impl<A: Clone> Calls<A> {
                         }
                     }
                 }
+                TimerKind::RetransmitRe2xx => {
+                    let t2 = self.cfg.t2;
+                    let Some(call) = self.calls.get_mut(&key) else {
+                        continue;
+                    };
+                    let Some(r) = call.re_2xx.clone() else {
+                        continue;
+                    };
+                    if now >= r.give_up {
+                        // 13.3.1.4: the dialog stands but the session should end.
+                        call.re_2xx = None;
+                        self.end(
+                            tx,
+                            key,
+                            408,
+                            "Request Timeout: the re-INVITE's answer was never acknowledged",
+                            true,
+                            now,
+                        );
+                        continue;
+                    }
+                    let peer = match r.side {
+                        Side::A => Some(call.a.peer.clone()),
+                        Side::B => self.dialog_for(key, Side::B).map(|d| d.peer),
+                    };
+                    if let Some(peer) = peer {
+                        self.acks.push_back((peer, r.bytes.to_vec()));
+                    }
+                    let next = (r.interval * 2).min(t2);
+                    let at = (now + next).min(r.give_up);
+                    if let Some(call) = self.calls.get_mut(&key) {
+                        call.re_2xx = Some(Reinvite2xx {
+                            interval: next,
+                            ..r
+                        });
+                    }
+                    self.timers
+                        .push(Reverse((at, key, TimerKind::RetransmitRe2xx)));
+                }
                 TimerKind::Retransmit2xx => {
                     let t2 = self.cfg.t2;
                     let Some(call) = self.calls.get_mut(&key) else {
@@ -2186,6 +2356,53 @@ impl<A: Clone> Calls<A> {
         sdp: Option<&str>,
         now: Instant,
     ) {
+        let bytes = self.build_reply(req, source, tag, status, reason, headers, sdp);
+        let _ = tx.respond(tx_id, status, bytes, now);
+    }
+
+    /// The 2xx to an in-dialog re-INVITE from `side`: sent, and kept for retransmission until
+    /// the ACK, which the transaction layer leaves to mgw.
+    #[allow(clippy::too_many_arguments)]
+    fn reply_reinvite(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        side: Side,
+        tx_id: ServerTxId,
+        req: &Message<'_>,
+        source: SocketAddr,
+        tag: &str,
+        headers: &[(&str, &str)],
+        sdp: Option<&str>,
+        now: Instant,
+    ) {
+        let bytes = self.build_reply(req, source, tag, 200, "OK", headers, sdp);
+        let _ = tx.respond(tx_id, 200, bytes.clone(), now);
+        let (t1, cseq) = (self.cfg.t1, req.cseq().map_or(0, |c| c.seq));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.re_2xx = Some(Reinvite2xx {
+                side,
+                cseq,
+                bytes: Arc::from(bytes),
+                interval: t1,
+                give_up: now + t1 * 64,
+            });
+            self.timers
+                .push(Reverse((now + t1, key, TimerKind::RetransmitRe2xx)));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_reply(
+        &self,
+        req: &Message<'_>,
+        source: SocketAddr,
+        tag: &str,
+        status: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+        sdp: Option<&str>,
+    ) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(768);
         let mut b = ResponseBuilder::new(
             &mut bytes,
@@ -2205,7 +2422,7 @@ impl<A: Clone> Calls<A> {
             Some(s) => b.finish(Some("application/sdp"), s.as_bytes()),
             None => b.finish(None, b""),
         }
-        let _ = tx.respond(tx_id, status, bytes, now);
+        bytes
     }
 }
 
@@ -2226,6 +2443,13 @@ struct Target {
     transport: Transport,
     user: String,
     path: Vec<String>,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
 }
 
 fn other_side(s: Side) -> Side {

@@ -256,7 +256,8 @@ fn registrations(p: &Provisioning, user_filter: Option<&str>) -> Value {
     Value::Array(out)
 }
 
-/// Call records, newest first. Filters: `limit` (default 100, at most 10 000), `caller`,
+/// Call records, newest first; of one account, the calls it placed and those it received.
+/// Filters: `limit` (default 100, at most 10 000), `caller`,
 /// `callee` (numbers, exact), `since` and `until` (ms since the UNIX epoch, on the start time),
 /// `status` (final status towards the caller).
 fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json, ApiError> {
@@ -289,7 +290,8 @@ fn cdrs(p: &Provisioning, account: Option<u32>, req: &ApiRequest) -> Result<Json
                     emergency, q850, codec_caller, codec_callee, packets_caller, packets_callee,
                     trunk
              FROM cdrs
-             WHERE (?1 IS NULL OR account_id = ?1) AND (?3 IS NULL OR caller = ?3)
+             WHERE (?1 IS NULL OR account_id = ?1 OR callee_account = ?1)
+               AND (?3 IS NULL OR caller = ?3)
                AND (?4 IS NULL OR callee = ?4) AND (?5 IS NULL OR started_ms >= ?5)
                AND (?6 IS NULL OR started_ms < ?6) AND (?7 IS NULL OR status = ?7)
              ORDER BY started_ms DESC, id DESC LIMIT ?2",
