@@ -218,7 +218,7 @@ pub fn banner(config: &Config, config_path: Option<&Path>, admin: SocketAddr) ->
             .map(|a| format!(", rtpengine ng on udp:{a}"))
             .unwrap_or_default(),
         if m.advertise.is_none() && m.bind.is_unspecified() {
-            " (set [media] advertise to the address phones reach)"
+            " (the host's primary address; behind NAT set [media] advertise to the address phones reach)"
         } else {
             ""
         }
@@ -279,7 +279,7 @@ fn registrar_hint(listen: &[Listener]) -> (String, String) {
     };
     let port = first.addr.port();
     let host = if first.addr.ip().is_unspecified() {
-        "THIS-HOST-IP".to_string()
+        crate::config::primary_address().to_string()
     } else {
         first.addr.ip().to_string()
     };
@@ -351,11 +351,14 @@ mod tests {
         let b = banner(&config, None, "127.0.0.1:8080".parse().expect("addr"));
         assert!(b.contains("udp:0.0.0.0:5060  tcp:0.0.0.0:5060"), "{b}");
         assert!(b.contains("http://127.0.0.1:8080"), "{b}");
-        assert!(b.contains("THIS-HOST-IP:5060 (udp or tcp)"), "{b}");
+        let host = crate::config::primary_address();
+        assert!(b.contains(&format!("{host}:5060 (udp or tcp)")), "{b}");
         assert!(b.contains("domain/realm mgw.local"), "{b}");
         assert!(b.contains("import_csv"), "{b}");
         assert!(
-            b.contains("RTP ports 30000-39999, SDP address 127.0.0.1 (set [media] advertise"),
+            b.contains(&format!(
+                "RTP ports 30000-39999, SDP address {host} (the host's primary address; behind NAT set [media] advertise"
+            )),
             "{b}"
         );
 

@@ -373,7 +373,7 @@ impl MediaConfig {
     pub fn advertised(&self) -> std::net::IpAddr {
         match self.advertise {
             Some(a) => a,
-            None if self.bind.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            None if self.bind.is_unspecified() => primary_address(),
             None => self.bind,
         }
     }
@@ -1027,6 +1027,8 @@ impl Config {
     }
 
     /// `sip.advertise`, or what the listeners suggest.
+    /// Via and Contact's `host:port`: `sip.advertise`, else the first UDP listener, with the
+    /// host's primary address for a wildcard one (phones on the LAN reach it; so do local ones).
     pub fn sip_advertised(&self) -> String {
         if let Some(a) = &self.sip.advertise {
             return a.clone();
@@ -1038,7 +1040,9 @@ impl Config {
             .find(|l| l.transport == Transport::Udp)
             .or(self.sip.listen.first());
         match l {
-            Some(l) if l.addr.ip().is_unspecified() => format!("127.0.0.1:{}", l.addr.port()),
+            Some(l) if l.addr.ip().is_unspecified() => {
+                SocketAddr::new(primary_address(), l.addr.port()).to_string()
+            }
             Some(l) => l.addr.to_string(),
             None => format!("127.0.0.1:{DEFAULT_SIP_PORT}"),
         }
@@ -1489,4 +1493,22 @@ impl Prefixes {
         self.0.insert(prefix.to_string(), key);
         Ok(())
     }
+}
+
+/// The host's primary IPv4 address: the source address of its default route, as the kernel
+/// picks it for a connected UDP socket (no packet is sent). 127.0.0.1 on a host without one.
+/// Looked up once: an address that changes later needs `advertise` set.
+pub fn primary_address() -> std::net::IpAddr {
+    static PRIMARY: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
+    *PRIMARY.get_or_init(|| {
+        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+        std::net::UdpSocket::bind("0.0.0.0:0")
+            // TEST-NET-2: never a real peer, only a route lookup.
+            .and_then(|s| s.connect("198.51.100.1:9").map(|()| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+            .unwrap_or(loopback)
+    })
 }
