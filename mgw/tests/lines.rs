@@ -501,3 +501,42 @@ fn narrowband_handset_with_opus_and_dect_to_pstn() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Listeners on all addresses (as in the embedded default): Via, Contact and SDP carry the
+/// host's primary address, which a phone on the host reaches too; the call to a DECT handset
+/// is answered, echoes, and the BYE sent to the Contact ends it.
+#[test]
+fn wildcard_listeners_advertise_a_reachable_address() {
+    let mut s = Server::configure("lines-wildcard", "");
+    let csv = s.dir.join("users.csv");
+    std::fs::write(&csv, "user,password,number\nalice,wonder,200\n").expect("csv");
+    let ports = 47600 + (std::process::id() % 4) * 100;
+    std::fs::write(
+        &s.config,
+        format!(
+            "[sip]\nlisten = [\"udp:0.0.0.0:{port}\"]\ndomain = \"mgw.test\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"t\"\n[store]\ndir = \"{store}\"\n\
+             [licences]\ntotal = 10\n[accounts]\nimport_csv = \"{csv}\"\n\
+             [media]\nrtp_ports = \"{ports}-{}\"\n{DECT}",
+            ports + 99,
+            port = s.port,
+            admin = s.admin,
+            store = s.dir.join("store").display(),
+            csv = csv.display(),
+        ),
+    )
+    .expect("config");
+    s.spawn();
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    let (mut leg, _) = alice.call("300", &alice.sdp(&[PCMU]));
+    let ok = final_response(&alice, &mut leg);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    let contact = header(&ok, "Contact").unwrap_or_default();
+    assert!(!contact.contains("@0.0.0.0"), "{contact}");
+    let to = leg.media.expect("media address in the 200");
+    assert!(!to.ip().is_unspecified(), "{to}");
+    let (share, packets) = tone_exchange(&alice, to, CodecName::Pcmu, PCMU.0, true);
+    assert!(packets > 40 && share > 0.5, "{packets} packets, {share:.3}");
+    alice.in_dialog(&mut leg, "BYE", None);
+    assert_eq!(status(&alice.response("BYE", 200)), 200);
+}
