@@ -580,8 +580,19 @@ impl Trunk {
                         self.ua.on_message(&buf[..n], o, now);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    // ICMP port unreachable: the server is down; the transaction's timeout
-                    // says so in words.
+                    // ICMP port unreachable (RFC 3261 18.4: a transport error): the host is
+                    // up and nothing listens on the port. Said at once, not after Timer F.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                        if let Some(id) = self.reg {
+                            let reason = format!(
+                                "ICMP port unreachable from {server}: nothing listens on that port"
+                            );
+                            let _ = self.ua.on_transport_error(id, &reason, now);
+                        }
+                        break;
+                    }
+                    // Other ICMP errors (host or network unreachable): the transaction's
+                    // timeout says so in words.
                     Err(_) => break,
                 }
             }

@@ -243,7 +243,26 @@ fn failures_are_shown_in_words() {
     assert_eq!(t["state"], "failed", "{t}");
     let reason = t["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("403"), "{t}");
-    // A server that does not answer: the reason says so once Timer F (64*T1) runs out.
+    // Nothing listens on the server's port: the ICMP error says so at once.
+    let refused = gateway(
+        "trunk-refused",
+        &trunk("127.0.0.1:25298", "secret", "udp"),
+        "",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        let t = trunk_state(&refused);
+        if let Some(r) = t["reason"].as_str() {
+            break r.to_string();
+        }
+        assert!(Instant::now() < deadline, "no reason: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(reason.contains("ICMP port unreachable"), "{reason}");
+    drop(refused);
+    // A server that does not answer at all (a black hole, no ICMP either): the reason says
+    // so once Timer F (64*T1) runs out.
+    let _hole = std::net::UdpSocket::bind("127.0.0.1:25299").expect("black hole");
     let dead = gateway("trunk-dead", &trunk("127.0.0.1:25299", "secret", "udp"), "");
     let t = wait_state(&dead, "unregistered", Duration::from_secs(2));
     let _ = t;
