@@ -680,7 +680,25 @@ fn a_trunk_challenge_is_answered_with_its_credentials() {
     assert!(second.contains("CSeq: 2 INVITE"), "{second}");
     assert!(!second.contains("tag=up1"), "{second}");
     n.answer(PRI, second, 200);
-    n.expect(ALICE, "SIP/2.0 200");
+    let ok = n.expect(ALICE, "SIP/2.0 200");
+    n.ack(&ok);
+    // Alice hangs up: the BYE to the trunk answers the provider's challenge pre-emptively.
+    let m = Message::parse(ok.as_bytes()).expect("well-formed test input");
+    n.branch += 1;
+    let bye = format!(
+        "BYE sip:mgw@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKb{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=at\r\nTo: {}\r\nCall-ID: a-call\r\n\
+         CSeq: 30 BYE\r\nContent-Length: 0\r\n\r\n",
+        n.branch,
+        m.header(HeaderName::To).expect("well-formed test input"),
+    );
+    n.deliver(addr(ALICE), &bye);
+    let to_trunk = n.expect(PRI, "BYE ");
+    assert!(
+        to_trunk.contains("Proxy-Authorization: Digest username=\"gw\"")
+            && to_trunk.contains("nc=00000002"),
+        "{to_trunk}"
+    );
 }
 
 #[test]

@@ -1194,7 +1194,7 @@ impl<A: Clone> Calls<A> {
                 if call.winner != Some(i) {
                     // A second phone answered: it is hung up at once.
                     let d = call.forks[i].dialog.clone();
-                    self.bye(tx, d, 16, now);
+                    self.bye(tx, key, d, 16, now);
                 }
                 return;
             }
@@ -1629,7 +1629,7 @@ impl<A: Clone> Calls<A> {
                 }
                 let other = self.dialog_for(key, other_side(side));
                 if let Some(d) = other {
-                    self.bye(tx, d, q, now);
+                    self.bye(tx, key, d, q, now);
                 }
                 self.finish(key);
             }
@@ -1782,13 +1782,15 @@ impl<A: Clone> Calls<A> {
         };
         let via = self.via(d.reliable);
         let contact = self.contact(d.reliable);
+        let creds = self.credentials_for(key, &d, method);
+        let headers: Vec<(&str, &str)> = creds.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let mut buf = Vec::with_capacity(1024);
         d.request(
             &mut buf,
             method,
             &via,
             &contact,
-            &[],
+            &headers,
             Some(("application/sdp", sdp.as_bytes())),
         );
         let dest = d.peer.clone();
@@ -1834,6 +1836,16 @@ impl<A: Clone> Calls<A> {
                 d.local_cseq = msg.cseq().map_or(d.local_cseq, |c| c.seq);
                 self.ack(d, &[], None);
             }
+        }
+        if status == 401 || status == 407 {
+            // A challenge is for mgw, never for the requester: it has no credentials there.
+            return self.fail_pending(
+                tx,
+                key,
+                403,
+                "Forbidden: the far end refused mgw's credentials",
+                now,
+            );
         }
         if status >= 300 {
             let reason = msg.reason().unwrap_or("").to_string();
@@ -2004,11 +2016,11 @@ impl<A: Clone> Calls<A> {
         self.set_outcome(key, status, reason);
         let q850 = cause::q850_of_status(status);
         if let Some(d) = self.dialog_for(key, Side::B) {
-            self.bye(tx, d, q850, now);
+            self.bye(tx, key, d, q850, now);
         }
         if bye_a && answered_a {
             if let Some(d) = self.dialog_for(key, Side::A) {
-                self.bye(tx, d, q850, now);
+                self.bye(tx, key, d, q850, now);
             }
         } else if !answered_a {
             self.reply_caller(tx, key, status, reason, &[], now);
@@ -2146,12 +2158,42 @@ impl<A: Clone> Calls<A> {
         }
     }
 
-    fn bye(&mut self, tx: &mut TransactionLayer<A>, mut d: Dialog<A>, q850: u8, now: Instant) {
+    fn bye(
+        &mut self,
+        tx: &mut TransactionLayer<A>,
+        key: u64,
+        mut d: Dialog<A>,
+        q850: u8,
+        now: Instant,
+    ) {
         let via = self.via(d.reliable);
         let mut buf = Vec::with_capacity(512);
         let reason = cause::reason_header(q850);
-        d.request(&mut buf, "BYE", &via, "", &[("Reason", &reason)], None);
+        let creds = self.credentials_for(key, &d, "BYE");
+        let mut headers: Vec<(&str, &str)> = vec![("Reason", &reason)];
+        headers.extend(creds.iter().map(|(n, v)| (*n, v.as_str())));
+        d.request(&mut buf, "BYE", &via, "", &headers, None);
         let _ = tx.send_request(buf, d.peer.clone(), d.reliable, now);
+    }
+
+    /// Credentials for a request in the dialog `d` of a fork that had to authenticate its
+    /// INVITE (a trunk): answered pre-emptively from the challenge held, since a provider that
+    /// challenges in-dialog requests would otherwise keep the call up on its side.
+    fn credentials_for(
+        &mut self,
+        key: u64,
+        d: &Dialog<A>,
+        method: &str,
+    ) -> Vec<(&'static str, String)> {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return Vec::new();
+        };
+        call.forks
+            .iter_mut()
+            .find(|f| f.dialog.call_id == d.call_id && f.dialog.remote_tag == d.remote_tag)
+            .and_then(|f| f.auth.as_mut())
+            .map(|a| a.headers(method, &d.remote_target))
+            .unwrap_or_default()
     }
 
     /// The ACK of a 2xx, sent straight to the peer (it is no transaction: RFC 3261 13.2.2.4).
