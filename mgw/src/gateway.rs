@@ -282,6 +282,7 @@ pub fn run_gateway(config: &Config, admin: &AdminHandle) -> Result<GatewayHandle
         calls: CallConfig {
             domain: config.sip.domain.clone(),
             local: config.sip_advertised(),
+            local6: config.sip_advertised6(),
             server: config.sip.user_agent.clone(),
             no_answer: Duration::from_secs(config.calls.no_answer_s),
             dial_plan: config.dial_plan(),

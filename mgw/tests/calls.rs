@@ -471,3 +471,40 @@ fn caller_id_rule_presents_another_number_of_the_account() {
     s.spawn();
     check();
 }
+
+/// Phones over IPv6 (mgw listens on both families): mgw's Via and Contact towards them are
+/// its IPv6 listener, so the callee's and the caller's in-dialog requests reach it; media
+/// stays on IPv4.
+#[test]
+fn phones_over_ipv6_get_mgws_ipv6_contact() {
+    let s = gateway("calls-ipv6");
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, s.port));
+    let mut alice = Ua::new(v6, "alice", "wonder");
+    let mut bob = Ua::new(v6, "bob", "builder");
+    alice.register();
+    bob.register();
+    let offer = alice.sdp(&[(0, "PCMU/8000")]);
+    let (mut a_leg, _) = alice.call("201", &offer);
+    let inv = bob.request("INVITE");
+    let text = String::from_utf8_lossy(&inv).to_string();
+    let via = header(&inv, "Via").unwrap_or_default();
+    let contact = header(&inv, "Contact").unwrap_or_default();
+    assert!(via.contains("[::1]:"), "{text}");
+    assert!(contact.contains("@[::1]:"), "{text}");
+    let answer = bob.sdp(&[(0, "PCMU/8000")]);
+    let mut b_leg = bob.reply(&inv, 200, "OK", Some(&answer));
+    let ok = alice.response("INVITE", 200);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    assert!(
+        header(&ok, "Contact").is_some_and(|c| c.contains("@[::1]:")),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    alice.confirm(&mut a_leg, &ok);
+    let _ = bob.request("ACK");
+    // Bob hangs up: his BYE goes to mgw's IPv6 Contact, Alice gets hers at [::1].
+    bob.in_dialog(&mut b_leg, "BYE", None);
+    assert_eq!(status(&bob.response("BYE", 200)), 200);
+    let bye = alice.request("BYE");
+    alice.ok(&bye, None);
+}

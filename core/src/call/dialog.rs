@@ -25,6 +25,8 @@ pub struct Dialog<A> {
     /// request came from: NAT-safe).
     pub peer: A,
     pub reliable: bool,
+    /// The party is reached over IPv6: mgw's Via and Contact towards it are its IPv6 ones.
+    pub v6: bool,
 }
 
 impl<A: Clone> Dialog<A> {
@@ -54,6 +56,7 @@ impl<A: Clone> Dialog<A> {
             remote_cseq: req.cseq().map(|c| c.seq),
             peer,
             reliable,
+            v6: false,
         })
     }
 

@@ -36,6 +36,8 @@ pub struct CallConfig {
     pub domain: String,
     /// `host:port` mgw writes into its Via and Contact headers.
     pub local: String,
+    /// The same towards parties reached over IPv6 (`[v6]:port`), when mgw listens on IPv6.
+    pub local6: Option<String>,
     pub server: String,
     /// Ringing without an answer for this long: the forks are cancelled and the caller gets
     /// 480 (no answer).
@@ -57,6 +59,7 @@ impl Default for CallConfig {
         CallConfig {
             domain: "mgw.local".into(),
             local: "127.0.0.1:5060".into(),
+            local6: None,
             server: "mgw".into(),
             no_answer: Duration::from_secs(120),
             dial_plan: DialPlan::default(),
@@ -390,15 +393,29 @@ impl<A: Clone> Calls<A> {
         format!("z9hG4bK{t}")
     }
 
-    fn via(&mut self, reliable: bool) -> String {
-        let b = self.branch();
-        let transport = if reliable { "TCP" } else { "UDP" };
-        format!("SIP/2.0/{transport} {};branch={b};rport", self.cfg.local)
+    /// mgw's own `host:port` towards a party: the IPv6 one for a party reached over IPv6
+    /// when mgw has one, else the (IPv4) default.
+    fn local(&self, v6: bool) -> &str {
+        match &self.cfg.local6 {
+            Some(l) if v6 => l,
+            _ => &self.cfg.local,
+        }
     }
 
-    fn contact(&self, reliable: bool) -> String {
+    fn via(&mut self, reliable: bool, v6: bool) -> String {
+        let b = self.branch();
+        let transport = if reliable { "TCP" } else { "UDP" };
+        format!("SIP/2.0/{transport} {};branch={b};rport", self.local(v6))
+    }
+
+    fn contact(&self, reliable: bool, v6: bool) -> String {
         let t = if reliable { ";transport=tcp" } else { "" };
-        format!("<sip:mgw@{}{t}>", self.cfg.local)
+        format!("<sip:mgw@{}{t}>", self.local(v6))
+    }
+
+    /// Whether the dialog of `side` reaches its party over IPv6.
+    fn side_v6(&self, key: u64, side: Side) -> bool {
+        self.dialog_for(key, side).is_some_and(|d| d.v6)
     }
 
     /// The earliest timer.
@@ -443,7 +460,7 @@ impl<A: Clone> Calls<A> {
         let key = self.next;
         self.next += 1;
         let name = format!("c{:x}w{key:x}", self.worker);
-        let Some(a) = Dialog::as_uas(msg, &local_tag, peer.clone(), reliable) else {
+        let Some(mut a) = Dialog::as_uas(msg, &local_tag, peer.clone(), reliable) else {
             return self.reply_to(
                 tx,
                 tx_id,
@@ -457,6 +474,7 @@ impl<A: Clone> Calls<A> {
                 now,
             );
         };
+        a.v6 = source.is_ipv6();
         let session = match self.session_interval(msg) {
             Ok(s) => s,
             Err(min) => {
@@ -619,6 +637,7 @@ impl<A: Clone> Calls<A> {
                 remote_cseq: None,
                 peer: make_dest(t.dest, t.transport),
                 reliable: t.transport == Transport::Tcp,
+                v6: t.dest.is_ipv6(),
             };
             forks.push(Fork {
                 invite: Vec::new(),
@@ -919,9 +938,12 @@ impl<A: Clone> Calls<A> {
             c.last_sdp[1] = (!sdp.is_empty()).then(|| sdp.to_string());
         }
         for i in 0..n {
-            let reliable = self.calls[&key].forks[i].dialog.reliable;
-            let via = self.via(reliable);
-            let contact = self.contact(reliable);
+            let (reliable, v6) = {
+                let d = &self.calls[&key].forks[i].dialog;
+                (d.reliable, d.v6)
+            };
+            let via = self.via(reliable, v6);
+            let contact = self.contact(reliable, v6);
             let mut buf = std::mem::take(&mut self.buf);
             let Some(call) = self.calls.get_mut(&key) else {
                 return;
@@ -1005,12 +1027,12 @@ impl<A: Clone> Calls<A> {
         i: usize,
         now: Instant,
     ) {
-        let reliable = match self.calls.get(&key).and_then(|c| c.forks.get(i)) {
-            Some(f) => f.dialog.reliable,
+        let (reliable, v6) = match self.calls.get(&key).and_then(|c| c.forks.get(i)) {
+            Some(f) => (f.dialog.reliable, f.dialog.v6),
             None => return,
         };
-        let via = self.via(reliable);
-        let contact = self.contact(reliable);
+        let via = self.via(reliable, v6);
+        let contact = self.contact(reliable, v6);
         let supported = if self.calls.get(&key).is_some_and(|c| c.a_100rel) {
             "100rel, replaces"
         } else {
@@ -1329,7 +1351,7 @@ impl<A: Clone> Calls<A> {
         now: Instant,
     ) {
         let t1 = self.cfg.t1;
-        let contact = self.contact(false);
+        let contact = self.contact(false, self.side_v6(key, Side::A));
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1388,8 +1410,8 @@ impl<A: Clone> Calls<A> {
         invite_cseq: u32,
         now: Instant,
     ) {
-        let via = self.via(d.reliable);
-        let contact = self.contact(d.reliable);
+        let via = self.via(d.reliable, d.v6);
+        let contact = self.contact(d.reliable, d.v6);
         let rack = format!("{rseq} {invite_cseq} INVITE");
         let mut buf = Vec::with_capacity(512);
         d.request(&mut buf, "PRACK", &via, &contact, &[("RAck", &rack)], None);
@@ -1422,7 +1444,7 @@ impl<A: Clone> Calls<A> {
             call.a_source,
             call.a.local_tag.clone(),
         );
-        let contact = self.contact(call.a.reliable);
+        let contact = self.contact(call.a.reliable, call.a.v6);
         let Ok(m) = Message::parse(&invite) else {
             return;
         };
@@ -1670,7 +1692,7 @@ impl<A: Clone> Calls<A> {
                         .get(&key)
                         .filter(|_| side == Side::A)
                         .and_then(|c| Self::session_headers(c.session.map(|s| s.0)));
-                    let contact = self.contact(false);
+                    let contact = self.contact(false, self.side_v6(key, side));
                     let mut headers: Vec<(&str, &str)> = match &se {
                         Some((v, r)) => vec![("Session-Expires", v.as_str()), ("Require", r)],
                         None => Vec::new(),
@@ -1780,8 +1802,8 @@ impl<A: Clone> Calls<A> {
         let Some(mut d) = self.dialog_for(key, other_side(from)) else {
             return;
         };
-        let via = self.via(d.reliable);
-        let contact = self.contact(d.reliable);
+        let via = self.via(d.reliable, d.v6);
+        let contact = self.contact(d.reliable, d.v6);
         let creds = self.credentials_for(key, &d, method);
         let headers: Vec<(&str, &str)> = creds.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let mut buf = Vec::with_capacity(1024);
@@ -1882,7 +1904,7 @@ impl<A: Clone> Calls<A> {
             c.last_sdp[side_index(p.from)] = Some(sdp.to_string());
         }
         let tag = self.local_tag(key, p.from);
-        let contact = self.contact(false);
+        let contact = self.contact(false, self.side_v6(key, p.from));
         // A caller's refresh with a new offer keeps its session timer: a 2xx without
         // Session-Expires would turn it off at the caller while mgw still enforces it.
         let se = self
@@ -2166,7 +2188,7 @@ impl<A: Clone> Calls<A> {
         q850: u8,
         now: Instant,
     ) {
-        let via = self.via(d.reliable);
+        let via = self.via(d.reliable, d.v6);
         let mut buf = Vec::with_capacity(512);
         let reason = cause::reason_header(q850);
         let creds = self.credentials_for(key, &d, "BYE");
@@ -2203,7 +2225,7 @@ impl<A: Clone> Calls<A> {
                 d.local_cseq = c.seq;
             }
         }
-        let via = self.via(d.reliable);
+        let via = self.via(d.reliable, d.v6);
         let mut buf = Vec::with_capacity(512);
         let body = sdp.map(|s| ("application/sdp", s.as_bytes()));
         d.request(&mut buf, "ACK", &via, "", &[], body);

@@ -292,6 +292,8 @@ impl<A: Clone> UserAgent<A> {
             remote_cseq: None,
             peer: p.destination,
             reliable,
+            // The UA's own Via and Contact come from its config, one address.
+            v6: false,
         };
         let handle = self.new_handle();
         self.calls.insert(

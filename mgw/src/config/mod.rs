@@ -1048,6 +1048,28 @@ impl Config {
         }
     }
 
+    /// Via and Contact towards parties reached over IPv6, when mgw listens on IPv6 and
+    /// `sip.advertise` is not set (which then stands for every party): the first IPv6 UDP
+    /// listener, with the host's primary IPv6 address for a wildcard one.
+    pub fn sip_advertised6(&self) -> Option<String> {
+        if self.sip.advertise.is_some() {
+            return None;
+        }
+        let l = self
+            .sip
+            .listen
+            .iter()
+            .filter(|l| l.addr.is_ipv6())
+            .find(|l| l.transport == Transport::Udp)
+            .or_else(|| self.sip.listen.iter().find(|l| l.addr.is_ipv6()))?;
+        let ip = if l.addr.ip().is_unspecified() {
+            primary_address6()?
+        } else {
+            l.addr.ip()
+        };
+        Some(SocketAddr::new(ip, l.addr.port()).to_string())
+    }
+
     fn validate_registrar(&self) -> Result<(), ConfigError> {
         let r = &self.registrar;
         if r.min_expires == 0 || r.min_expires > r.max_expires {
@@ -1510,5 +1532,20 @@ pub fn primary_address() -> std::net::IpAddr {
             .ok()
             .filter(|ip| !ip.is_unspecified())
             .unwrap_or(loopback)
+    })
+}
+
+/// The host's primary IPv6 address, as [`primary_address`] finds the IPv4 one; `None` on a
+/// host without an IPv6 default route.
+pub fn primary_address6() -> Option<std::net::IpAddr> {
+    static PRIMARY6: std::sync::OnceLock<Option<std::net::IpAddr>> = std::sync::OnceLock::new();
+    *PRIMARY6.get_or_init(|| {
+        std::net::UdpSocket::bind("[::]:0")
+            // 2001:db8::/32 is documentation space: a route lookup only.
+            .and_then(|s| s.connect("[2001:db8::1]:9").map(|()| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
     })
 }

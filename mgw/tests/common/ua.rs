@@ -57,7 +57,13 @@ fn with_tag(name_addr: &str) -> bool {
 
 impl Ua {
     pub fn new(server: SocketAddr, user: &str, password: &str) -> Ua {
-        let sip = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        // Signalling in the server's address family; media stays on IPv4 as mgw's does.
+        let sip = UdpSocket::bind(if server.is_ipv6() {
+            "[::1]:0"
+        } else {
+            "127.0.0.1:0"
+        })
+        .expect("bind");
         let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind");
         for s in [&sip, &rtp] {
             s.set_read_timeout(Some(Duration::from_secs(5)))
@@ -75,6 +81,15 @@ impl Ua {
 
     pub fn port(&self) -> u16 {
         self.sip.local_addr().expect("addr").port()
+    }
+
+    /// This phone's host in Via and Contact: `127.0.0.1` or `[::1]`.
+    pub fn host(&self) -> &'static str {
+        if self.server.is_ipv6() {
+            "[::1]"
+        } else {
+            "127.0.0.1"
+        }
     }
 
     /// An SDP offering `fmt` (e.g. `0` PCMU, `8` PCMA, `96 opus`) on the RTP socket.
@@ -145,12 +160,13 @@ impl Ua {
     pub fn register(&mut self) {
         self.n += 1;
         let port = self.port();
+        let h = self.host();
         let u = self.user.clone();
         let req = |cseq: u32, auth: &str| {
             format!(
-                "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-r{cseq}-{port};rport\r\n\
+                "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{port};branch=z9hG4bK-r{cseq}-{port};rport\r\n\
                  Max-Forwards: 70\r\nFrom: <sip:{u}@{REALM}>;tag=r{port}\r\nTo: <sip:{u}@{REALM}>\r\n\
-                 Call-ID: reg-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{u}@127.0.0.1:{port}>\r\nExpires: 3600\r\n\
+                 Call-ID: reg-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{u}@{h}:{port}>\r\nExpires: 3600\r\n\
                  {auth}Content-Length: 0\r\n\r\n"
             )
         };
@@ -168,14 +184,15 @@ impl Ua {
     pub fn call(&mut self, dialled: &str, sdp: &str) -> (Leg, String) {
         self.n += 1;
         let port = self.port();
+        let h = self.host();
         let (u, n) = (self.user.clone(), self.n);
         let uri = format!("sip:{dialled}@{REALM}");
         let call_id = format!("call-{n}-{port}");
         let req = |cseq: u32, auth: &str| {
             format!(
-                "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-i{n}-{cseq};rport\r\n\
+                "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{port};branch=z9hG4bK-i{n}-{cseq};rport\r\n\
                  Max-Forwards: 70\r\nFrom: <sip:{u}@{REALM}>;tag=c{n}{port}\r\nTo: <{uri}>\r\n\
-                 Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{u}@127.0.0.1:{port}>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{u}@{h}:{port}>\r\n\
                  {auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
                 sdp.len()
             )
@@ -185,7 +202,7 @@ impl Ua {
         // ACK the 407.
         let to = header(&ch, "To").unwrap_or_default();
         self.send(&format!(
-            "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-i{n}-1;rport\r\n\
+            "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{port};branch=z9hG4bK-i{n}-1;rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:{u}@{REALM}>;tag=c{n}{port}\r\nTo: {to}\r\n\
              Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
         ));
@@ -218,9 +235,10 @@ impl Ua {
         let s = status(resp);
         let to = header(resp, "To").unwrap_or_default();
         let port = self.port();
+        let h = self.host();
         if s >= 300 {
             self.send(&format!(
-                "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-i{}-{};rport\r\n\
+                "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{port};branch=z9hG4bK-i{}-{};rport\r\n\
                  Max-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
                 leg.target, self.n, leg.cseq, leg.local, leg.call_id, leg.cseq
             ));
@@ -237,7 +255,7 @@ impl Ua {
         }
         leg.media = media_of(resp);
         self.send(&format!(
-            "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-a{}-{};rport\r\n\
+            "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{port};branch=z9hG4bK-a{}-{};rport\r\n\
              Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\n{}Content-Length: {}\r\n\r\n{}",
             leg.target,
             self.n,
@@ -256,6 +274,7 @@ impl Ua {
     pub fn reply(&self, invite: &[u8], status: u16, reason: &str, sdp: Option<&str>) -> Leg {
         let m = Message::parse(invite).expect("request");
         let port = self.port();
+        let h = self.host();
         let vias: String = m
             .all(HeaderName::Via)
             .map(|v| format!("Via: {v}\r\n"))
@@ -277,7 +296,7 @@ impl Ua {
         };
         self.send(&format!(
             "SIP/2.0 {status} {reason}\r\n{vias}From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq}\r\nContact: <sip:{}@127.0.0.1:{port}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+             CSeq: {cseq}\r\nContact: <sip:{}@{h}:{port}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
             self.user,
             body.len()
         ));
@@ -305,6 +324,7 @@ impl Ua {
     pub fn in_dialog(&self, leg: &mut Leg, method: &str, sdp: Option<&str>) {
         leg.cseq += 1;
         let port = self.port();
+        let h = self.host();
         let body = sdp.unwrap_or("");
         let ct = if body.is_empty() {
             String::new()
@@ -312,9 +332,9 @@ impl Ua {
             "Content-Type: application/sdp\r\n".into()
         };
         self.send(&format!(
-            "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-d{}-{};rport\r\n\
+            "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{port};branch=z9hG4bK-d{}-{};rport\r\n\
              Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n\
-             Contact: <sip:{}@127.0.0.1:{port}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+             Contact: <sip:{}@{h}:{port}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
             leg.target,
             // A branch is a token: a Call-ID made by mgw has an '@'.
             leg.call_id.replace('@', "."),
