@@ -41,6 +41,9 @@ const IDLE: Duration = Duration::from_millis(100);
 /// What `GET /api/v1/trunks` shows of a trunk.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrunkStatus {
+    /// The entry number (seed 004): the trunk's place in configuration order, from 1; the API
+    /// and `mgw trunk` take it where they take a name.
+    pub entry: usize,
     pub name: String,
     /// unregistered | registering | registered | failed | disabled
     pub state: &'static str,
@@ -293,6 +296,18 @@ impl TrunksHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The name of the trunk `key` names: a trunk's name, or else its entry number.
+    pub fn resolve(&self, key: &str) -> String {
+        let list = self.status();
+        if list.iter().any(|t| t.name == key) {
+            return key.to_string();
+        }
+        key.parse::<usize>()
+            .ok()
+            .and_then(|n| list.into_iter().find(|t| t.entry == n))
+            .map_or_else(|| key.to_string(), |t| t.name)
     }
 
     fn ask(&self, make: impl FnOnce(Reply) -> Control) -> Result<(), String> {
@@ -670,6 +685,7 @@ impl Trunk {
             (None, None) => None,
         };
         TrunkStatus {
+            entry: 0,
             name: self.cfg.name.clone(),
             state,
             reason,
@@ -840,7 +856,14 @@ fn run(
             t.send(now);
         }
         retiring.retain(|(t, until)| !t.ua.is_idle() && *until > now);
-        let snapshot: Vec<TrunkStatus> = trunks.iter().map(|t| t.status(now)).collect();
+        let snapshot: Vec<TrunkStatus> = trunks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TrunkStatus {
+                entry: i + 1,
+                ..t.status(now)
+            })
+            .collect();
         *status.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
         let timeout = trunks
             .iter()
@@ -971,7 +994,8 @@ pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle, store: Option<
     });
     let one = trunks.clone();
     r.get("/api/v1/trunks/{name}", Role::Viewer, move |req| {
-        let name = req.param("name")?;
+        let key = req.param("name")?;
+        let name = one.resolve(key);
         match one.status().into_iter().find(|t| t.name == name) {
             Some(t) => Json::serialize(&t),
             None => Err(ApiError::not_found(format!("no trunk is named {name}"))
@@ -980,8 +1004,8 @@ pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle, store: Option<
     });
     let c = trunks.clone();
     r.post("/api/v1/trunks/{name}/connect", Role::Admin, move |req| {
-        let name = req.param("name")?;
-        c.connect(name)
+        let name = c.resolve(req.param("name")?);
+        c.connect(&name)
             .map(|()| Json::ok(serde_json::json!({"ok": true})))
             .map_err(|e| ApiError::new(409, e))
     });
@@ -989,9 +1013,9 @@ pub fn routes(r: &mut crate::admin::Router, trunks: TrunksHandle, store: Option<
         "/api/v1/trunks/{name}/disconnect",
         Role::Admin,
         move |req| {
-            let name = req.param("name")?;
+            let name = trunks.resolve(req.param("name")?);
             trunks
-                .disconnect(name)
+                .disconnect(&name)
                 .map(|()| Json::ok(serde_json::json!({"ok": true})))
                 .map_err(|e| ApiError::new(409, e))
         },

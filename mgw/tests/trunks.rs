@@ -216,7 +216,9 @@ fn registers_refreshes_disconnects_and_unregisters_at_shutdown() {
     );
     let t = wait_state(&s, "disabled", Duration::from_secs(5));
     assert_eq!(t["state"], "disabled", "{t}");
-    let (code, v) = s.json("t", "POST", "/api/v1/trunks/up1/connect", "");
+    // Connected again by its entry number (seed 004), which the status shows.
+    assert_eq!(trunk_state(&s)["entry"], 1);
+    let (code, v) = s.json("t", "POST", "/api/v1/trunks/1/connect", "");
     assert_eq!(code, 200, "{v}");
     let t = wait_state(&s, "registered", Duration::from_secs(10));
     assert_eq!(t["state"], "registered", "{t}");

@@ -1385,6 +1385,7 @@ fn registrations_table(v: &Value) -> String {
 
 fn trunks_table(v: &Value) -> String {
     let mut table = Table::new(&[
+        "ENTRY",
         "NAME",
         "STATE",
         "SERVER",
@@ -1396,6 +1397,7 @@ fn trunks_table(v: &Value) -> String {
     ]);
     for tr in items(v) {
         table.row(vec![
+            text(field(tr, "entry")),
             text(field(tr, "name")),
             text(field(tr, "state")),
             text(field(tr, "server")),
