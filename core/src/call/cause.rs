@@ -18,7 +18,9 @@ pub fn q850_of_status(status: u16) -> u8 {
         486 | 600 => 17,
         487 => 16,
         502 => 38,
-        606 => 58,
+        // RFC 3398 maps both "by Warning header"; mgw sends no Warning, and a session it
+        // cannot describe is a bearer it cannot offer.
+        488 | 606 => 58,
         _ => 127,
     }
 }
@@ -43,27 +45,54 @@ pub fn status_of_q850(cause: u8) -> (u16, &'static str) {
     }
 }
 
-/// The text Q.850 gives a cause (the common ones), for `Reason` headers and call records.
+/// The text Q.850 gives a cause (every one the drivers and the switch produce), for `Reason`
+/// headers and call records.
 pub fn q850_text(cause: u8) -> &'static str {
     match cause {
         1 => "Unallocated number",
+        2 => "No route to specified transit network",
+        3 => "No route to destination",
+        6 => "Channel unacceptable",
         16 => "Normal call clearing",
         17 => "User busy",
         18 => "No user responding",
         19 => "No answer from user",
+        20 => "Subscriber absent",
         21 => "Call rejected",
         22 => "Number changed",
         25 => "Exchange routing error",
+        26 => "Non-selected user clearing",
+        27 => "Destination out of order",
         28 => "Invalid number format",
+        29 => "Facility rejected",
         31 => "Normal, unspecified",
         34 => "No circuit/channel available",
         38 => "Network out of order",
         41 => "Temporary failure",
+        42 => "Switching equipment congestion",
+        44 => "Requested circuit/channel not available",
+        47 => "Resource unavailable, unspecified",
+        55 => "Incoming calls barred within CUG",
+        57 => "Bearer capability not authorized",
         58 => "Bearer capability not presently available",
         63 => "Service or option not available",
+        65 => "Bearer capability not implemented",
+        70 => "Only restricted digital information bearer capability is available",
         79 => "Service or option not implemented",
+        81 => "Invalid call reference value",
+        82 => "Identified channel does not exist",
+        87 => "User not member of CUG",
+        88 => "Incompatible destination",
+        96 => "Mandatory information element is missing",
+        97 => "Message type non-existent or not implemented",
+        98 => "Message not compatible with call state",
+        99 => "Information element non-existent or not implemented",
+        100 => "Invalid information element contents",
+        101 => "Message not compatible with call state",
         102 => "Recovery on timer expiry",
-        _ => "Interworking, unspecified",
+        111 => "Protocol error, unspecified",
+        127 => "Interworking, unspecified",
+        _ => "Unspecified",
     }
 }
 
@@ -108,5 +137,21 @@ mod tests {
             Some(17)
         );
         assert_eq!(parse_reason("SIP;cause=487"), None);
+        assert_eq!(q850_of_status(488), 58);
+        assert_eq!(q850_of_status(606), 58);
+    }
+
+    /// Every cause a line driver or the switch can produce has its own text, not the
+    /// catch-all: a Reason header must say what happened.
+    #[test]
+    fn every_produced_cause_has_its_text() {
+        for c in [
+            1u8, 3, 16, 17, 18, 19, 20, 21, 22, 26, 27, 28, 31, 34, 38, 41, 42, 44, 47, 58, 63, 65,
+            79, 88, 96, 100, 101, 102, 111, 127,
+        ] {
+            assert_ne!(q850_text(c), "Unspecified", "cause {c}");
+        }
+        assert_eq!(q850_text(20), "Subscriber absent");
+        assert_eq!(q850_text(200), "Unspecified");
     }
 }

@@ -210,6 +210,9 @@ struct Call {
     t322: Option<(Instant, u8)>,
     /// The cause of our DISCONNECT, repeated in the RELEASE that follows a T305 expiry.
     cause: Cause,
+    /// The cause our RELEASE carried, repeated when T308 makes us send it again (§5.3.4:
+    /// a RELEASE that opens the clearing must carry one).
+    release_cause: Option<Cause>,
     setup: Option<Message>,
     /// The layer above still expects a `Released` for it.
     report: bool,
@@ -376,6 +379,7 @@ impl CallControl {
                 expiries: 0,
                 t309: None,
                 t322: None,
+                release_cause: None,
                 cause: Cause::NORMAL,
                 setup: Some(msg),
                 report: true,
@@ -776,6 +780,7 @@ impl CallControl {
         self.send(&msg);
         if let Some(c) = self.calls.get_mut(&call) {
             c.state = CallState::ReleaseRequest;
+            c.release_cause = cause;
         }
         self.set_timer(call, Timer::T308, now);
     }
@@ -1050,6 +1055,7 @@ impl CallControl {
                 expiries: 0,
                 t309: None,
                 t322: None,
+                release_cause: None,
                 cause: Cause::NORMAL,
                 setup: None,
                 report: true,
@@ -1223,7 +1229,11 @@ impl CallControl {
         let inband = msg.progress.is_some_and(|p| p.inband());
         if let Some(c) = self.calls.get_mut(&call) {
             c.state = next;
-            c.setup = None;
+            // PROGRESS is no answer to the SETUP (T303 keeps running): the SETUP stays for
+            // T303's one retransmission.
+            if msg.kind != M::Progress {
+                c.setup = None;
+            }
         }
         match msg.kind {
             M::SetupAcknowledge => {
@@ -1417,7 +1427,7 @@ impl CallControl {
         c.timer = None;
         let first = c.expiries == 0;
         match timer {
-            Timer::T303 if first => {
+            Timer::T303 if first && c.setup.is_some() => {
                 if let Some(setup) = c.setup.clone() {
                     c.timer = Some((Timer::T303, now + self.timers.t303));
                     c.expiries = 1;
@@ -1445,7 +1455,9 @@ impl CallControl {
             Timer::T308 if first => {
                 c.timer = Some((Timer::T308, now + self.timers.t308));
                 c.expiries = 1;
-                let msg = self.call_message(call, MessageType::Release);
+                let cause = c.release_cause;
+                let mut msg = self.call_message(call, MessageType::Release);
+                msg.cause = cause.map(|c| self.cause_ie(c));
                 self.send(&msg);
             }
             // Q.931 would take the B channel out of service until a RESTART; with nothing to
@@ -1697,10 +1709,41 @@ mod tests {
         p.lose();
         assert_eq!(p.user.state(call), Some(CallState::DisconnectRequest));
         p.advance(Duration::from_secs(30));
-        assert_eq!(decode_all(&mut p.user)[0].kind, MessageType::Release);
+        let first = decode_all(&mut p.user);
+        assert_eq!(first[0].kind, MessageType::Release);
+        assert!(first[0].cause.is_some());
         p.advance(Duration::from_secs(4));
-        assert_eq!(decode_all(&mut p.user)[0].kind, MessageType::Release);
+        let again = decode_all(&mut p.user);
+        assert_eq!(again[0].kind, MessageType::Release);
+        assert_eq!(
+            again[0].cause.as_ref().map(|c| c.value),
+            first[0].cause.as_ref().map(|c| c.value),
+            "the repeated RELEASE keeps its cause"
+        );
         p.advance(Duration::from_secs(4));
+        assert_eq!(p.user.state(call), None);
+    }
+
+    /// A PROGRESS before any answer does not stop T303 (§5.1.1), and T303 still has the SETUP
+    /// to send again and then clears the call: it never hangs in U1.
+    #[test]
+    fn t303_after_an_early_progress_still_retransmits_and_clears() {
+        let mut p = Pair::new(InterfaceKind::E1);
+        let call = p.place("100");
+        p.run();
+        let net = incoming(&drain(&mut p.network));
+        p.network.progress(net, p.now);
+        p.run();
+        drain(&mut p.user);
+        p.advance(Duration::from_secs(4));
+        let again = decode_all(&mut p.user);
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].kind, MessageType::Setup);
+        p.advance(Duration::from_secs(4));
+        assert!(drain(&mut p.user).contains(&CallEvent::Released {
+            call,
+            cause: Cause::RECOVERY_ON_TIMER_EXPIRY
+        }));
         assert_eq!(p.user.state(call), None);
     }
 
