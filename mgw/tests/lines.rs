@@ -540,3 +540,50 @@ fn wildcard_listeners_advertise_a_reachable_address() {
     alice.in_dialog(&mut leg, "BYE", None);
     assert_eq!(status(&alice.response("BYE", 200)), 200);
 }
+
+/// Issue 7: the D channel is cut during a call (layer 1 stays up). The call survives T309
+/// (1 s here) waiting for the link; the link does not come back in time, so the call is
+/// cleared and the phone gets a BYE with the line's cause. The line comes back afterwards.
+#[test]
+fn d_channel_cut_during_a_call_tears_it_down_on_the_sip_side() {
+    let s = gateway("lines-dchannel", ISDN);
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    let (mut leg, _) = alice.call("05551000", &alice.sdp(&[PCMU]));
+    let ok = final_response(&alice, &mut leg);
+    assert_eq!(status(&ok), 200, "{}", String::from_utf8_lossy(&ok));
+    let (code, v) = simulate(&s, "pri1", r#"{"action":"signalling","up":false}"#);
+    assert_eq!(code, 200, "{v}");
+    // Q.921 notices within T200 x N200 plus T203; then T309 runs: well under 40 s.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let bye = loop {
+        if let Some(m) = alice.recv_within(Duration::from_secs(1)) {
+            if m.starts_with(b"BYE ") {
+                break m;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no BYE after the D channel was cut"
+        );
+    };
+    alice.ok(&bye, None);
+    let reason = header(&bye, "Reason").unwrap_or_default();
+    assert!(
+        reason.contains("cause=41") || reason.contains("cause=38") || reason.contains("cause=27"),
+        "{reason}"
+    );
+    let (code, v) = simulate(&s, "pri1", r#"{"action":"signalling","up":true}"#);
+    assert_eq!(code, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = s.json("t", "GET", "/api/v1/drivers/pri1", "").1;
+        if line["up"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the link did not come back: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
