@@ -254,6 +254,13 @@ pub trait Driver: Send {
     /// The switch's side of an incoming call rings.
     fn alert(&mut self, call: CallRef, now: Instant);
 
+    /// The switch's side of an incoming call sends early media (a 183 or 180 with SDP:
+    /// ringback or an announcement from further on) before it answers: the line lets the
+    /// caller hear it. A technology without in-band information before the answer just rings.
+    fn early_media(&mut self, call: CallRef, now: Instant) {
+        self.alert(call, now);
+    }
+
     /// The switch's side answered an incoming call.
     fn answer(&mut self, call: CallRef, now: Instant);
 

@@ -453,6 +453,51 @@ fn inward_call_answered_and_hung_up_by_the_caller() {
     assert_eq!(sim.trunk.status().kind, "isdn-bri");
 }
 
+/// Early media to a PSTN caller: before answering, the switch's side sends in-band
+/// information (a 183 with SDP on the SIP side). The gateway sends ALERTING with progress
+/// indicator 8 and switches the B channel through, so the waiting caller hears it (and, as an
+/// echoing party, says it back); after a plain ALERTING, PROGRESS carries the indicator.
+#[test]
+fn early_media_reaches_a_waiting_pstn_caller() {
+    for ring_first in [false, true] {
+        let mut sim = Sim::new(config(InterfaceKind::E1));
+        sim.simulate(SimCommand::Dial {
+            from: "0301234".into(),
+            to: "20".into(),
+        });
+        let Some(LineEvent::Incoming { call, .. }) =
+            sim.wait(1000, |e| matches!(e, LineEvent::Incoming { .. }))
+        else {
+            panic!("an incoming call: {:?}", sim.log)
+        };
+        if ring_first {
+            sim.trunk.alert(call, sim.now);
+            sim.run(200);
+        }
+        sim.trunk.early_media(call, sim.now);
+        sim.talk.insert(call, Tone { hz: 700.0, n: 0 });
+        sim.run(1000);
+        assert!(
+            near(frequency(&sim, call, 25), 700.0),
+            "ring first {ring_first}: the caller hears the early media"
+        );
+        let indicator = if ring_first { "PROGRESS" } else { "ALERTING" };
+        assert!(
+            sim.trunk
+                .trace()
+                .any(|t| t.text.contains(indicator) && t.text.contains("pi=8")),
+            "{indicator} with a progress indicator: {:?}",
+            sim.trunk
+                .trace()
+                .map(|t| t.text.clone())
+                .collect::<Vec<_>>()
+        );
+        sim.trunk.answer(call, sim.now);
+        sim.run(500);
+        assert!(near(frequency(&sim, call, 20), 700.0));
+    }
+}
+
 #[test]
 fn all_channels_busy_on_e1() {
     let mut sim = Sim::new(config(InterfaceKind::E1));

@@ -587,3 +587,36 @@ fn d_channel_cut_during_a_call_tears_it_down_on_the_sip_side() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Early media from a SIP phone to a PSTN caller: the phone answers the DID call with 183 and
+/// SDP first; the line opens the B channel (ALERTING with progress indicator 8), so the waiting
+/// caller hears the phone (and, echoing, says it back) before the answer.
+#[test]
+fn early_media_from_a_phone_reaches_the_pstn_caller() {
+    let s = gateway("lines-early", ISDN);
+    let mut alice = Ua::new(sip(&s), "alice", "wonder");
+    alice.register();
+    let (code, v) = simulate(
+        &s,
+        "pri1",
+        r#"{"action":"dial","from":"0301234567","to":"200"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    let invite = alice.request("INVITE");
+    let to = common::ua::media_of(&invite).expect("SDP offer");
+    let answer = alice.sdp(&[PCMU]);
+    let _early = alice.reply(&invite, 183, "Session Progress", Some(&answer));
+    let (share, packets) = tone_exchange(&alice, to, CodecName::Pcmu, 0, true);
+    assert!(
+        packets > 40 && share > 0.5,
+        "early media heard by the caller: {packets} packets, {share:.3}"
+    );
+    let log = s.json("t", "GET", "/api/v1/drivers/pri1", "").1["signalling"].clone();
+    assert!(log.to_string().contains("pi=8"), "{log}");
+    let _leg = alice.reply(&invite, 200, "OK", Some(&answer));
+    let _ack = alice.request("ACK");
+    let (code, v) = simulate(&s, "pri1", r#"{"action":"hangup","party":"0301234567"}"#);
+    assert_eq!(code, 200, "{v}");
+    let bye = alice.request("BYE");
+    alice.ok(&bye, None);
+}

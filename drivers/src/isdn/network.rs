@@ -46,6 +46,9 @@ pub trait FarEnd: Send {
     fn offer(&mut self, call: u32, calling: &str, called: &str, now: Instant);
     /// The gateway answered one of the model's calls.
     fn answered(&mut self, call: u32, now: Instant);
+    /// The gateway opened in-band information (early media) on one of the model's calls that
+    /// it has not answered. Models without callers who listen ignore it.
+    fn inband(&mut self, _call: u32, _now: Instant) {}
     /// The gateway's side ended a call (any direction, any state).
     fn released(&mut self, call: u32, cause: u8, now: Instant);
     fn poll_action(&mut self) -> Option<FarEndAction>;
@@ -68,6 +71,9 @@ impl FarEnd for super::pstn::Exchange {
     }
     fn answered(&mut self, call: u32, now: Instant) {
         super::pstn::Exchange::answered(self, call, now)
+    }
+    fn inband(&mut self, call: u32, now: Instant) {
+        super::pstn::Exchange::inband(self, call, now)
     }
     fn released(&mut self, call: u32, cause: u8, now: Instant) {
         super::pstn::Exchange::released(self, call, cause, now)
@@ -338,6 +344,15 @@ impl SimulatedNetwork {
                 if let Some(far) = self.to_far.remove(&call) {
                     self.from_far.remove(&far);
                     self.far.released(far, cause.0, now);
+                }
+            }
+            // The gateway opens the B channel before answering (early media): the exchange
+            // connects the waiting caller to it, as a real one does on progress indicator 8.
+            CallEvent::Alerting { call, inband: true }
+            | CallEvent::Progress { call, inband: true } => {
+                if let Some(&far) = self.to_far.get(&call) {
+                    self.switch(call, true);
+                    self.far.inband(far, now);
                 }
             }
             CallEvent::Proceeding { .. }

@@ -14,7 +14,7 @@ use crate::line::{
     SimCommand,
 };
 
-use super::call::{CallEvent, CallTimers, SetupRequest};
+use super::call::{CallEvent, CallState, CallTimers, SetupRequest};
 use super::channels::{HuntOrder, InterfaceKind};
 use super::dchannel::{DChannel, LinkChange};
 use super::line::{Direction, Line, LineConfig, LineStats};
@@ -546,6 +546,20 @@ impl Driver for IsdnTrunk {
     fn alert(&mut self, call: CallRef, now: Instant) {
         self.advance(now);
         self.user.calls.alerting(call, false, now);
+        self.pump(now);
+    }
+
+    fn early_media(&mut self, call: CallRef, now: Instant) {
+        self.advance(now);
+        if self.calls.get(&call).is_some_and(|c| !c.outgoing) {
+            // ALERTING with progress indicator 8 if the call has not rung yet, else PROGRESS
+            // with it (Q.931 5.2.6); the B channel is switched through both ways.
+            match self.user.calls.state(call) {
+                Some(CallState::CallReceived) => self.user.calls.progress(call, now),
+                _ => self.user.calls.alerting(call, true, now),
+            }
+            self.switch_through(call, now);
+        }
         self.pump(now);
     }
 

@@ -412,9 +412,14 @@ impl LineGateway {
             } => self.switch_call(call, from_user, from_display, to_user, sdp, now),
             Event::Ringing { call, sdp } | Event::Progress { call, sdp, .. } => {
                 if let Some(i) = self.calls.iter().position(|c| c.sip == call) {
+                    let early = sdp.is_some();
                     self.take_remote(i, sdp.as_deref());
                     let line = self.calls[i].line;
-                    self.driver.alert(line, now);
+                    if early {
+                        self.driver.early_media(line, now);
+                    } else {
+                        self.driver.alert(line, now);
+                    }
                 }
             }
             Event::Answered { call, sdp } => {

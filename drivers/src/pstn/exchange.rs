@@ -131,6 +131,10 @@ struct Call {
     /// The routing delay drawn for this call.
     route_ms: u64,
     audio: Source,
+    /// An inward call the gateway opened in-band before answering (ALERTING or PROGRESS with
+    /// progress indicator 8): the caller hears the gateway's early media (and, being an
+    /// echoing party, says it back).
+    early: bool,
 }
 
 impl Call {
@@ -246,10 +250,23 @@ impl Exchange {
                 phase: CallPhase::Offered,
                 next,
                 route_ms,
+                early: false,
                 audio: Source::Silence,
             },
         );
         self.run_due(now);
+    }
+
+    /// The gateway announced in-band information for an inward call that is still ringing
+    /// (early media, Q.931 progress indicator 8): the caller is connected to the B channel.
+    pub fn inband(&mut self, call: u32, now: Instant) {
+        self.run_due(now);
+        if let Some(c) = self.calls.get_mut(&call) {
+            if c.inward && c.phase == CallPhase::Ringing && !c.early {
+                c.early = true;
+                c.audio = Source::new(&self.config.party_audio);
+            }
+        }
     }
 
     /// The gateway answered an inward call. Nothing follows from the exchange: the caller just
@@ -283,7 +300,7 @@ impl Exchange {
     /// connected call; any length is taken.
     pub fn audio_in(&mut self, call: u32, pcm: &[i16], now: Instant) {
         if let Some(c) = self.calls.get_mut(&call) {
-            if c.phase == CallPhase::Connected && !c.cleared_by(now) {
+            if (c.phase == CallPhase::Connected || c.early) && !c.cleared_by(now) {
                 if let Source::Echo(echo) = &mut c.audio {
                     echo.hear(pcm);
                 }
@@ -296,7 +313,9 @@ impl Exchange {
     /// connected (ringing, refused), or a silent party.
     pub fn audio_out(&mut self, call: u32, now: Instant) -> Option<Vec<i16>> {
         let c = self.calls.get_mut(&call)?;
-        if c.cleared_by(now) || !matches!(c.phase, CallPhase::Connected | CallPhase::InbandInfo) {
+        if c.cleared_by(now)
+            || !(c.early || matches!(c.phase, CallPhase::Connected | CallPhase::InbandInfo))
+        {
             return None;
         }
         match &mut c.audio {
@@ -456,6 +475,7 @@ impl Exchange {
                 next,
                 route_ms: 0,
                 audio: Source::Silence,
+                early: false,
             },
         );
         self.actions.push_back(ExchangeAction::Incoming {
