@@ -360,11 +360,10 @@ fn pstn_failures_map_to_sip_statuses_with_their_causes() {
     assert!(reason.contains("cause=34"), "{reason}");
 }
 
-/// A PSTN caller dials the phone's number (a DID) and hears the phone; the PSTN side hangs up
-/// and the phone gets a BYE. Then a call in progress loses layer 1 and the phone is told.
-#[test]
-fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
-    let s = gateway("lines-did", ISDN);
+/// A gateway with the ISDN lines, Alice registered on 200, and the INVITE of a PSTN caller
+/// (0301234567) who dialled her number.
+fn did_call(name: &str) -> (Server, Ua, Vec<u8>) {
+    let s = gateway(name, ISDN);
     let mut alice = Ua::new(sip(&s), "alice", "wonder");
     alice.register();
     let (code, v) = simulate(
@@ -374,6 +373,14 @@ fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
     );
     assert_eq!(code, 200, "{v}");
     let invite = alice.request("INVITE");
+    (s, alice, invite)
+}
+
+/// A PSTN caller dials the phone's number (a DID) and hears the phone; the PSTN side hangs up
+/// and the phone gets a BYE. Then a call in progress loses layer 1 and the phone is told.
+#[test]
+fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
+    let (s, mut alice, invite) = did_call("lines-did");
     let from = header(&invite, "From").unwrap_or_default();
     assert!(
         from.contains("0301234567"),
@@ -593,16 +600,7 @@ fn d_channel_cut_during_a_call_tears_it_down_on_the_sip_side() {
 /// caller hears the phone (and, echoing, says it back) before the answer.
 #[test]
 fn early_media_from_a_phone_reaches_the_pstn_caller() {
-    let s = gateway("lines-early", ISDN);
-    let mut alice = Ua::new(sip(&s), "alice", "wonder");
-    alice.register();
-    let (code, v) = simulate(
-        &s,
-        "pri1",
-        r#"{"action":"dial","from":"0301234567","to":"200"}"#,
-    );
-    assert_eq!(code, 200, "{v}");
-    let invite = alice.request("INVITE");
+    let (s, alice, invite) = did_call("lines-early");
     let to = common::ua::media_of(&invite).expect("SDP offer");
     let answer = alice.sdp(&[PCMU]);
     let _early = alice.reply(&invite, 183, "Session Progress", Some(&answer));
