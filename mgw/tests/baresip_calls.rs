@@ -300,6 +300,21 @@ impl Phone {
         ))
     }
 
+    /// Dials `number` and waits for the call to be established.
+    fn dial(&mut self, number: &str) -> Result<Value, String> {
+        let r = self.command("dial", number)?;
+        if r["ok"] != true {
+            return Err(format!("dial refused: {r}"));
+        }
+        self.event("CALL_ESTABLISHED", Duration::from_secs(15))
+    }
+
+    /// Hangs up and waits for the call to close.
+    fn hang_up(&mut self) -> Result<Value, String> {
+        self.command("hangup", "")?;
+        self.event("CALL_CLOSED", Duration::from_secs(10))
+    }
+
     /// Quits baresip (closing its recordings) and waits for it to exit.
     fn quit(&mut self) {
         let _ = self.command("quit", "");
@@ -556,23 +571,14 @@ fn baresip_pcmu_calls_baresip_opus_through_the_transcoder() {
     }
 
     let call = alice
-        .command("dial", "201")
-        .and_then(|r| {
-            if r["ok"] == true {
-                Ok(())
-            } else {
-                Err(format!("dial refused: {r}"))
-            }
-        })
-        .and_then(|()| alice.event("CALL_ESTABLISHED", Duration::from_secs(15)))
+        .dial("201")
         .and_then(|_| bob.event("CALL_ESTABLISHED", Duration::from_secs(5)));
     if let Err(e) = call {
         panic!("the call was not established: {e}\n{}", logs(&alice, &bob));
     }
     std::thread::sleep(TALK);
     let hangup = alice
-        .command("hangup", "")
-        .and_then(|_| alice.event("CALL_CLOSED", Duration::from_secs(10)))
+        .hang_up()
         .and_then(|_| bob.event("CALL_CLOSED", Duration::from_secs(10)));
     if let Err(e) = hangup {
         panic!("hanging up failed: {e}\n{}", logs(&alice, &bob));
@@ -722,17 +728,7 @@ fn baresip_calls_the_pstn_and_a_dect_handset() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let call = phone
-            .command("dial", dial)
-            .and_then(|r| {
-                if r["ok"] == true {
-                    Ok(())
-                } else {
-                    Err(format!("dial refused: {r}"))
-                }
-            })
-            .and_then(|()| phone.event("CALL_ESTABLISHED", Duration::from_secs(15)));
-        if let Err(e) = call {
+        if let Err(e) = phone.dial(dial) {
             panic!(
                 "{user} -> {dial} not established: {e}\n{}\n{}",
                 phone.log(),
@@ -740,10 +736,7 @@ fn baresip_calls_the_pstn_and_a_dect_handset() {
             );
         }
         std::thread::sleep(TALK);
-        let hangup = phone
-            .command("hangup", "")
-            .and_then(|_| phone.event("CALL_CLOSED", Duration::from_secs(10)));
-        if let Err(e) = hangup {
+        if let Err(e) = phone.hang_up() {
             panic!("{user}: hanging up failed: {e}\n{}", phone.log());
         }
         phone.quit();

@@ -53,6 +53,24 @@ fn simulate(s: &Server, driver: &str, body: &str) -> (u16, Value) {
     )
 }
 
+/// Polls `path` of the admin API until `done` holds (call records are written in batches,
+/// line states refresh every 100 ms); the last answer, or a panic naming `what` after
+/// `within_s` seconds.
+fn poll(s: &Server, path: &str, within_s: u64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(within_s);
+    loop {
+        let v = s.json("t", "GET", path, "").1;
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {within_s} s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The final response to the INVITE, ACKed; provisional ones are skipped.
 fn final_response(ua: &Ua, leg: &mut Leg) -> Vec<u8> {
     let resp = response_for(ua, leg, 200);
@@ -183,18 +201,12 @@ fn phone_calls_a_dect_handset_and_hears_its_echo() {
         assert_eq!(status(&alice.response("BYE", 200)), 200);
     }
     // Call records are written in batches: wait for both.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let cdrs = s.json("t", "GET", "/api/v1/cdrs?callee=300", "").1;
-        let rows = cdrs.as_array().cloned().unwrap_or_default();
-        if rows.len() == 2 {
-            assert!(rows.iter().all(|r| r["codec_callee"] == "G722"), "{cdrs}");
-            assert!(rows.iter().all(|r| r["trunk"] == "base1"), "{cdrs}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{cdrs}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let cdrs = poll(&s, "/api/v1/cdrs?callee=300", 5, "both call records", |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let rows = cdrs.as_array().cloned().unwrap_or_default();
+    assert!(rows.iter().all(|r| r["codec_callee"] == "G722"), "{cdrs}");
+    assert!(rows.iter().all(|r| r["trunk"] == "base1"), "{cdrs}");
 }
 
 /// A delayed offer (INVITE without SDP) to a DECT handset: mgw's 200 carries the offer, the
@@ -306,18 +318,12 @@ fn emergency_call_leaves_by_the_pri() {
     assert_eq!(calls[0]["trunk"], "pri1", "{calls}");
     alice.in_dialog(&mut leg, "BYE", None);
     assert_eq!(status(&alice.response("BYE", 200)), 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let cdrs = s.json("t", "GET", "/api/v1/cdrs?callee=112", "").1;
-        if cdrs[0]["status"] == 200 {
-            assert_eq!(cdrs[0]["trunk"], "pri1", "{cdrs}");
-            assert_eq!(cdrs[0]["emergency"], true, "{cdrs}");
-            assert_eq!(cdrs[0]["direction"], "outbound", "{cdrs}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no call record: {cdrs}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let cdrs = poll(&s, "/api/v1/cdrs?callee=112", 10, "a call record", |v| {
+        v[0]["status"] == 200
+    });
+    assert_eq!(cdrs[0]["trunk"], "pri1", "{cdrs}");
+    assert_eq!(cdrs[0]["emergency"], true, "{cdrs}");
+    assert_eq!(cdrs[0]["direction"], "outbound", "{cdrs}");
 }
 
 /// PSTN failures reach the SIP caller as the right status with the line's Q.850 cause, and
@@ -408,22 +414,12 @@ fn pstn_calls_a_phone_and_line_loss_tears_calls_down() {
         .find(|a| a["main_number"] == "200")
         .and_then(|a| a["id"].as_u64())
         .expect("alice's account");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let cdrs = s
-            .json("t", "GET", &format!("/api/v1/accounts/{id}/cdrs"), "")
-            .1;
-        if cdrs[0]["caller"] == "0301234567" {
-            assert_eq!(cdrs[0]["direction"], "inbound", "{cdrs}");
-            assert_eq!(cdrs[0]["trunk"], "pri1", "{cdrs}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no record of the DID call: {cdrs}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let path = format!("/api/v1/accounts/{id}/cdrs");
+    let cdrs = poll(&s, &path, 10, "a record of the DID call", |v| {
+        v[0]["caller"] == "0301234567"
+    });
+    assert_eq!(cdrs[0]["direction"], "inbound", "{cdrs}");
+    assert_eq!(cdrs[0]["trunk"], "pri1", "{cdrs}");
 
     let (mut leg, _) = alice.call("05551000", &alice.sdp(&[PCMU]));
     let ok = final_response(&alice, &mut leg);
@@ -470,43 +466,26 @@ fn narrowband_handset_with_opus_and_dect_to_pstn() {
     );
     assert_eq!(code, 200, "{v}");
     // The PSTN number answers after a ring; the call is then up on both lines.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let calls = s.json("t", "GET", "/api/v1/calls", "").1;
-        let answered = calls
+    poll(&s, "/api/v1/calls", 10, "DECT -> PSTN answered", |calls| {
+        calls
             .as_array()
             .into_iter()
             .flatten()
-            .any(|c| c["caller"] == "310" && c["state"] == "answered");
-        if answered {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "DECT -> PSTN not answered: {calls}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .any(|c| c["caller"] == "310" && c["state"] == "answered")
+    });
     let busy = s.json("t", "GET", "/api/v1/drivers/pri1", "").1;
     assert_eq!(busy["channels_busy"], 1, "{busy}");
     let (code, v) = simulate(&s, "base2", r#"{"action":"hangup","party":"310"}"#);
     assert_eq!(code, 200, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let cdrs = s.json("t", "GET", "/api/v1/cdrs?caller=310", "").1;
-        let done = cdrs.as_array().into_iter().flatten().any(|c| {
+    poll(&s, "/api/v1/cdrs?caller=310", 5, "a call record", |cdrs| {
+        cdrs.as_array().into_iter().flatten().any(|c| {
             // DECT to PSTN: the record names the line it came in from.
             c["status"] == 200
                 && c["callee_user"] == "pri1"
                 && c["trunk"] == "base2"
                 && c["direction"] == "inbound"
-        });
-        if done {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no call record: {cdrs}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        })
+    });
 }
 
 /// Listeners on all addresses (as in the embedded default): Via, Contact and SDP carry the
@@ -581,18 +560,9 @@ fn d_channel_cut_during_a_call_tears_it_down_on_the_sip_side() {
     );
     let (code, v) = simulate(&s, "pri1", r#"{"action":"signalling","up":true}"#);
     assert_eq!(code, 200, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = s.json("t", "GET", "/api/v1/drivers/pri1", "").1;
-        if line["up"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the link did not come back: {line}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll(&s, "/api/v1/drivers/pri1", 30, "the link back up", |line| {
+        line["up"] == true
+    });
 }
 
 /// Early media from a SIP phone to a PSTN caller: the phone answers the DID call with 183 and

@@ -447,9 +447,11 @@ impl<A: Clone> Calls<A> {
                 .to_string()
         });
         let emergency = permit.emergency;
+        // The caller is a line or trunk (admitted as a peer), not a subscriber.
+        let from_peer = caller.id == crate::directory::LogOnId::MAX;
         // A call from a trunk reaches subscribers only: routing it out again (to another
         // trunk, a line, a URI) would let the outside world place calls through mgw.
-        let inbound_only = caller.id == crate::directory::LogOnId::MAX
+        let inbound_only = from_peer
             && self
                 .cfg
                 .peers
@@ -515,8 +517,8 @@ impl<A: Clone> Calls<A> {
             dialled: dialled.clone(),
             callee: number.clone(),
             emergency,
-            inbound: caller.id == crate::directory::LogOnId::MAX,
-            trunk: (caller.id == crate::directory::LogOnId::MAX).then(|| caller.user.to_string()),
+            inbound: from_peer,
+            trunk: from_peer.then(|| caller.user.to_string()),
             started_ms: ctx.wall_ms,
             ..CallRecord::default()
         };
@@ -540,20 +542,10 @@ impl<A: Clone> Calls<A> {
                 r => r,
             }
         };
-        let via = match &route {
-            Route::Trunk { name, .. } | Route::TrunkUri { name, .. } => Some(name.clone()),
-            // A number served by a line (a DECT handset) when no subscriber has it.
-            Route::Local(n) => self
-                .cfg
-                .peers
-                .serving(n)
-                .filter(|_| ctx.location.users_of_number(n).is_empty())
-                .map(|p| p.name.clone()),
-            _ => None,
-        };
-        // A transit call (line to line) keeps the one it came in from.
-        if record.trunk.is_none() {
-            record.trunk = via;
+        // The line or trunk the call leaves by, known from the route (so a refused call's
+        // record names it too); a transit call (line to line) keeps the one it came in from.
+        if let Route::Trunk { name, .. } | Route::TrunkUri { name, .. } = &route {
+            record.trunk.get_or_insert_with(|| name.clone());
         }
         let targets = match route {
             Route::Local(n) => self.local_targets(&n, ctx),
@@ -569,6 +561,7 @@ impl<A: Clone> Calls<A> {
                         transport: Transport::Udp,
                         user: u.clone(),
                         path: Vec::new(),
+                        peer: false,
                     }]
                 })
                 .ok_or((
@@ -608,6 +601,10 @@ impl<A: Clone> Calls<A> {
         };
         let (targets, callee_account, callee_channel) = targets;
         record.callee_account = callee_account;
+        // A number a line serves itself (a DECT handset), reached as a peer.
+        if record.trunk.is_none() {
+            record.trunk = targets.first().filter(|t| t.peer).map(|t| t.user.clone());
+        }
         let main = account
             .as_ref()
             .map_or_else(|| caller.number.to_string(), |a| a.main_number.to_string());
@@ -744,6 +741,13 @@ impl<A: Clone> Calls<A> {
         interval.map(|d| (format!("{};refresher=uac", d.as_secs()), "timer"))
     }
 
+    /// `Session-Expires` and `Require` for the 2xx to a refresh from `side`: only the caller's
+    /// leg has a session timer (mgw offers none to callees).
+    fn refresh_headers(&self, key: u64, side: Side) -> Option<(String, &'static str)> {
+        let c = self.calls.get(&key).filter(|_| side == Side::A)?;
+        Self::session_headers(c.session.map(|s| s.0))
+    }
+
     /// The subscribers of `number` to ring: every binding of every registered log-on on it.
     #[allow(clippy::type_complexity)]
     fn local_targets(
@@ -788,6 +792,7 @@ impl<A: Clone> Calls<A> {
                     transport: b.transport,
                     user: user.to_string(),
                     path: b.path.iter().map(|p| p.to_string()).collect(),
+                    peer: false,
                 });
             }
         }
@@ -853,6 +858,7 @@ impl<A: Clone> Calls<A> {
             transport: peer.transport,
             user: peer.name.clone(),
             path: Vec::new(),
+            peer: true,
         };
         Ok((vec![target], None, Some(slot)))
     }
@@ -1687,11 +1693,7 @@ impl<A: Clone> Calls<A> {
                     // Nothing to anchor: a refresh (session timer) is answered here. Only the
                     // caller's leg has a timer (mgw offers none to callees), so a callee's
                     // refresh is answered without one.
-                    let se = self
-                        .calls
-                        .get(&key)
-                        .filter(|_| side == Side::A)
-                        .and_then(|c| Self::session_headers(c.session.map(|s| s.0)));
+                    let se = self.refresh_headers(key, side);
                     let contact = self.contact(false, self.side_v6(key, side));
                     let mut headers: Vec<(&str, &str)> = match &se {
                         Some((v, r)) => vec![("Session-Expires", v.as_str()), ("Require", r)],
@@ -1710,28 +1712,14 @@ impl<A: Clone> Calls<A> {
                     if offer.is_some() {
                         headers.push(("Contact", &contact));
                     }
-                    if method == Method::Invite {
-                        return self.reply_reinvite(
-                            tx,
-                            key,
-                            side,
-                            tx_id,
-                            msg,
-                            source,
-                            &tag,
-                            &headers,
-                            offer.as_deref(),
-                            now,
-                        );
-                    }
-                    return self.reply_to(
+                    return self.reply_2xx(
                         tx,
+                        key,
+                        side,
                         tx_id,
                         msg,
                         source,
                         &tag,
-                        200,
-                        "OK",
                         &headers,
                         offer.as_deref(),
                         now,
@@ -1907,44 +1895,25 @@ impl<A: Clone> Calls<A> {
         let contact = self.contact(false, self.side_v6(key, p.from));
         // A caller's refresh with a new offer keeps its session timer: a 2xx without
         // Session-Expires would turn it off at the caller while mgw still enforces it.
-        let se = self
-            .calls
-            .get(&key)
-            .filter(|_| p.from == Side::A)
-            .and_then(|c| Self::session_headers(c.session.map(|s| s.0)));
+        let se = self.refresh_headers(key, p.from);
         let mut headers: Vec<(&str, &str)> = vec![("Contact", &contact)];
         if let Some((v, r)) = &se {
             headers.push(("Session-Expires", v.as_str()));
             headers.push(("Require", r));
         }
         if let Ok(m) = Message::parse(&p.request) {
-            if p.method == "INVITE" {
-                self.reply_reinvite(
-                    tx,
-                    key,
-                    p.from,
-                    p.server_tx,
-                    &m,
-                    p.source,
-                    &tag,
-                    &headers,
-                    Some(sdp),
-                    now,
-                );
-            } else {
-                self.reply_to(
-                    tx,
-                    p.server_tx,
-                    &m,
-                    p.source,
-                    &tag,
-                    200,
-                    "OK",
-                    &headers,
-                    Some(sdp),
-                    now,
-                );
-            }
+            self.reply_2xx(
+                tx,
+                key,
+                p.from,
+                p.server_tx,
+                &m,
+                p.source,
+                &tag,
+                &headers,
+                Some(sdp),
+                now,
+            );
         }
     }
 
@@ -2363,8 +2332,7 @@ impl<A: Clone> Calls<A> {
                     if let Some(peer) = peer {
                         self.acks.push_back((peer, r.bytes.to_vec()));
                     }
-                    let next = (r.interval * 2).min(t2);
-                    let at = (now + next).min(r.give_up);
+                    let (next, at) = next_retransmit(r.interval, t2, now, r.give_up);
                     if let Some(call) = self.calls.get_mut(&key) {
                         call.re_2xx = Some(Reinvite2xx {
                             interval: next,
@@ -2395,10 +2363,8 @@ impl<A: Clone> Calls<A> {
                         continue;
                     }
                     self.acks.push_back((call.a.peer.clone(), bytes.to_vec()));
-                    let next = (interval * 2).min(t2);
+                    let (next, at) = next_retransmit(interval, t2, now, give_up);
                     call.a_2xx = Some((bytes, next, give_up));
-                    // The last wait ends at the give-up time, not after it.
-                    let at = (now + next).min(give_up);
                     self.timers
                         .push(Reverse((at, key, TimerKind::Retransmit2xx)));
                 }
@@ -2424,10 +2390,10 @@ impl<A: Clone> Calls<A> {
         let _ = tx.respond(tx_id, status, bytes, now);
     }
 
-    /// The 2xx to an in-dialog re-INVITE from `side`: sent, and kept for retransmission until
-    /// the ACK, which the transaction layer leaves to mgw.
+    /// The 200 to an in-dialog re-INVITE or UPDATE from `side`. A re-INVITE's is also kept
+    /// for retransmission until its ACK, which the transaction layer leaves to mgw.
     #[allow(clippy::too_many_arguments)]
-    fn reply_reinvite(
+    fn reply_2xx(
         &mut self,
         tx: &mut TransactionLayer<A>,
         key: u64,
@@ -2440,6 +2406,9 @@ impl<A: Clone> Calls<A> {
         sdp: Option<&str>,
         now: Instant,
     ) {
+        if req.method() != Some(Method::Invite) {
+            return self.reply_to(tx, tx_id, req, source, tag, 200, "OK", headers, sdp, now);
+        }
         let bytes = self.build_reply(req, source, tag, 200, "OK", headers, sdp);
         let _ = tx.respond(tx_id, 200, bytes.clone(), now);
         let (t1, cseq) = (self.cfg.t1, req.cseq().map_or(0, |c| c.seq));
@@ -2507,6 +2476,20 @@ struct Target {
     transport: Transport,
     user: String,
     path: Vec<String>,
+    /// A line or trunk (then `user` is its name), not a subscriber's binding.
+    peer: bool,
+}
+
+/// The next interval of a 2xx retransmitted by the TU (doubling up to T2, RFC 3261
+/// 13.3.1.4) and when it is due: the last wait ends at the give-up time, not after it.
+fn next_retransmit(
+    interval: Duration,
+    t2: Duration,
+    now: Instant,
+    give_up: Instant,
+) -> (Duration, Instant) {
+    let next = (interval * 2).min(t2);
+    (next, (now + next).min(give_up))
 }
 
 fn side_index(side: Side) -> usize {

@@ -1026,7 +1026,6 @@ impl Config {
             .collect()
     }
 
-    /// `sip.advertise`, or what the listeners suggest.
     /// Via and Contact's `host:port`: `sip.advertise`, else the first UDP listener, with the
     /// host's primary address for a wildcard one (phones on the LAN reach it; so do local ones).
     pub fn sip_advertised(&self) -> String {
@@ -1522,16 +1521,10 @@ impl Prefixes {
 /// Looked up once: an address that changes later needs `advertise` set.
 pub fn primary_address() -> std::net::IpAddr {
     static PRIMARY: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
+    // TEST-NET-2: never a real peer, only a route lookup.
     *PRIMARY.get_or_init(|| {
-        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-        std::net::UdpSocket::bind("0.0.0.0:0")
-            // TEST-NET-2: never a real peer, only a route lookup.
-            .and_then(|s| s.connect("198.51.100.1:9").map(|()| s))
-            .and_then(|s| s.local_addr())
-            .map(|a| a.ip())
-            .ok()
-            .filter(|ip| !ip.is_unspecified())
-            .unwrap_or(loopback)
+        route_source("0.0.0.0:0", "198.51.100.1:9")
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
     })
 }
 
@@ -1539,13 +1532,16 @@ pub fn primary_address() -> std::net::IpAddr {
 /// host without an IPv6 default route.
 pub fn primary_address6() -> Option<std::net::IpAddr> {
     static PRIMARY6: std::sync::OnceLock<Option<std::net::IpAddr>> = std::sync::OnceLock::new();
-    *PRIMARY6.get_or_init(|| {
-        std::net::UdpSocket::bind("[::]:0")
-            // 2001:db8::/32 is documentation space: a route lookup only.
-            .and_then(|s| s.connect("[2001:db8::1]:9").map(|()| s))
-            .and_then(|s| s.local_addr())
-            .map(|a| a.ip())
-            .ok()
-            .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
-    })
+    // 2001:db8::/32 is documentation space: a route lookup only.
+    *PRIMARY6
+        .get_or_init(|| route_source("[::]:0", "[2001:db8::1]:9").filter(|ip| !ip.is_loopback()))
+}
+
+/// The source address the kernel picks for a UDP socket bound to `bind` connected to
+/// `probe`: the address of the route there. Connecting a UDP socket sends nothing.
+fn route_source(bind: &str, probe: &str) -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(probe).ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }

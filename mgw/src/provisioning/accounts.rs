@@ -125,6 +125,22 @@ pub(super) fn networks(conn: &Connection, id: u32) -> Result<Vec<String>> {
         .collect::<std::result::Result<_, _>>()?)
 }
 
+/// The caller-ID rules of account `id`, oldest first.
+pub(super) fn caller_id_rules(conn: &Connection, id: u32) -> Result<Vec<CallerIdRule>> {
+    Ok(conn
+        .prepare(
+            "SELECT id, prefix, present FROM caller_id_rules WHERE account_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], |r| {
+            Ok(CallerIdRule {
+                id: r.get(0)?,
+                prefix: r.get(1)?,
+                present: r.get(2)?,
+            })
+        })?
+        .collect::<std::result::Result<_, _>>()?)
+}
+
 fn set_networks(tx: &Transaction<'_>, id: u32, list: &[String]) -> Result<()> {
     tx.execute("DELETE FROM account_networks WHERE account_id = ?1", [id])?;
     for n in list {
@@ -183,18 +199,7 @@ impl Provisioning {
                 extra_numbers.push(n);
             }
         }
-        let caller_id_rules = conn
-            .prepare(
-                "SELECT id, prefix, present FROM caller_id_rules WHERE account_id = ?1 ORDER BY id",
-            )?
-            .query_map([id], |r| {
-                Ok(CallerIdRule {
-                    id: r.get(0)?,
-                    prefix: r.get(1)?,
-                    present: r.get(2)?,
-                })
-            })?
-            .collect::<std::result::Result<_, _>>()?;
+        let caller_id_rules = caller_id_rules(conn, id)?;
         let log_ons = conn
             .prepare(
                 "SELECT l.user FROM log_ons l JOIN numbers n ON n.number = l.number

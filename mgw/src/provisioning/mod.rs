@@ -238,14 +238,10 @@ impl Provisioning {
             .collect();
         let state = AccountState::parse(&state).unwrap_or(AccountState::Disabled);
         let mut account = Account::new(id, &name, &main, state, channels, networks);
-        let mut stmt = conn.prepare(
-            "SELECT prefix, present FROM caller_id_rules WHERE account_id = ?1 ORDER BY id",
-        )?;
-        account.caller_id_rules = stmt
-            .query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?.into(), r.get::<_, String>(1)?.into()))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        account.caller_id_rules = accounts::caller_id_rules(conn, id)?
+            .into_iter()
+            .map(|r| (r.prefix.into(), r.present.into()))
+            .collect();
         self.directory.put_account(account);
         self.for_each_log_on(conn, Some(id), |_, _| {})
     }
