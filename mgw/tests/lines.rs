@@ -14,6 +14,14 @@ use mgw_media::sdp::CodecName;
 use mgw_media::transcode::{audio_rate, Decoder, Encoder};
 use serde_json::Value;
 
+/// The first of 100 RTP ports of its own for each gateway this process starts: the tests run
+/// in parallel, one slot per test of this file.
+fn rtp_range() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
+    46000 + ((std::process::id() % 4) * 16 + n) * 100
+}
+
 fn gateway(name: &str, lines: &str) -> Server {
     let server = Server::configure(name, "");
     let csv = server.dir.join("users.csv");
@@ -23,9 +31,7 @@ fn gateway(name: &str, lines: &str) -> Server {
     )
     .expect("csv");
     let text = std::fs::read_to_string(&server.config).expect("config");
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 8;
-    let ports = 46000 + ((std::process::id() % 4) * 8 + n) * 100;
+    let ports = rtp_range();
     let text = format!(
         "{text}[licences]\ntotal = 10\n[accounts]\nimport_csv = \"{}\"\n\
          [media]\nbind = \"127.0.0.1\"\nrtp_ports = \"{ports}-{}\"\n{lines}",
@@ -496,7 +502,7 @@ fn wildcard_listeners_advertise_a_reachable_address() {
     let mut s = Server::configure("lines-wildcard", "");
     let csv = s.dir.join("users.csv");
     std::fs::write(&csv, "user,password,number\nalice,wonder,200\n").expect("csv");
-    let ports = 47600 + (std::process::id() % 4) * 100;
+    let ports = rtp_range();
     std::fs::write(
         &s.config,
         format!(
